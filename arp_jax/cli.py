@@ -1,0 +1,170 @@
+"""The `arp-jax` command line: `arp-jax pool VIDEO_OR_FRAME_DIR -o OUT.png [options]` and
+`arp-jax convert --arch ARCH IN OUT_DIR`.
+
+One function per subcommand (`pool_command`, ...), each taking the parsed arguments and returning an exit
+status. Expected failures (a missing file, a bad argument, a video too short for the window) print one
+line to stderr and give status 2, without a traceback; anything else is a bug and keeps its traceback.
+
+Run as `arp-jax ...` once installed, or `python -m arp_jax.cli ...` from the repository.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+import arp_jax
+from arp_jax import display
+from arp_jax import weights
+from arp_jax.pooling.windows import TAILS
+from data_prep import video
+
+
+class UsageError(Exception):
+  """A bad command line; `main` prints it as one line and returns 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+  """ArgumentParser that raises instead of printing the usage and exiting, so `main` can return 2."""
+
+  def error(self, message):
+    raise UsageError(f"{self.prog}: error: {message}")
+
+
+def _positive_int(text: str) -> int:
+  value = _non_negative_int(text)
+  if value == 0:
+    raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+  return value
+
+
+def _non_negative_int(text: str) -> int:
+  try:
+    value = int(text)
+  except ValueError:
+    raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+  if value < 0:
+    raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+  return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+  """The `arp-jax` parser with one subparser per subcommand."""
+  parser = _Parser(prog="arp-jax", description="Dynamic image networks (approximate rank pooling) in JAX.")
+  commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
+
+  pool = commands.add_parser(
+      "pool", help="pool a video or frame folder into dynamic image(s) saved as PNG",
+      description="Pool the frames of a video (or a folder of frame images) into one image, or one per "
+                  "window with --window, min-max scaled to 0..255 for display.")
+  pool.add_argument("input", metavar="VIDEO_OR_FRAME_DIR", help="video file or folder of frame images")
+  pool.add_argument("-o", "--output", required=True, metavar="OUT.png",
+                    help="PNG to write; with --window also OUT_000.png, OUT_001.png, ... one per window")
+  pool.add_argument("--method", choices=arp_jax.METHODS, default="arp", help="pooling operator (default: arp)")
+  pool.add_argument("--window", type=_positive_int, metavar="TAU", help="frames per window (default: whole video)")
+  pool.add_argument("--stride", type=_positive_int, metavar="S", help="frames between window starts")
+  pool.add_argument("--start", type=_non_negative_int, default=0, metavar="K",
+                    help="0-based frame where the first window starts (default: 0)")
+  pool.add_argument("--tail", choices=TAILS, default="pad",
+                    help="last short window: pad by repeating the last frame, or drop it (default: pad)")
+  pool.set_defaults(run=pool_command)
+
+  convert = commands.add_parser(
+      "convert", help="convert pretrained weights (PyTorch or Caffe) to an Orbax checkpoint",
+      description="Convert a torchvision-layout ResNeXt state dict (.pth, .pt, .safetensors) or a NumPy "
+                  "dump of the Caffe CaffeNet (.npz) into arp_jax variables saved with Orbax.")
+  convert.add_argument("--arch", required=True, choices=tuple(weights.models.ARCHS),
+                       help="backbone of the checkpoint")
+  convert.add_argument("input", metavar="IN", help="pretrained weights file")
+  convert.add_argument("output", metavar="OUT_DIR", help="checkpoint directory to create")
+  convert.add_argument("--num-classes", type=_positive_int, metavar="N",
+                       help="a fresh classifier with N classes (default: keep the checkpoint's)")
+  convert.add_argument("--in-channels", type=int, choices=(2, 3), default=3,
+                       help="3 for RGB, 2 for an optical-flow network (conv1 built from RGB conv1)")
+  convert.add_argument("--flow-init", choices=weights.FLOW_INITS, default="first",
+                       help="flow conv1 from RGB conv1: its first two input channels (reference) or "
+                            "their mean (TSN)")
+  convert.set_defaults(run=convert_command)
+  return parser
+
+
+def _save_png(path: Path, image) -> None:
+  """Writes `uint8 [H, W, 3]` (RGB) or `[H, W, 1]` (grey) as PNG."""
+  image = np.asarray(image)
+  if image.ndim != 3 or image.shape[-1] not in (1, 3):
+    raise ValueError(f"cannot save an image of shape {image.shape} as PNG; expected [H, W, 3] or [H, W, 1]")
+  Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(path, format="PNG")
+
+
+def _window_paths(output: Path, count: int) -> list[Path]:
+  """OUT_000.png, OUT_001.png, ... next to `output` (more digits past 1000 windows, so names still sort)."""
+  digits = max(3, len(str(count - 1)))
+  return [output.with_name(f"{output.stem}_{i:0{digits}d}{output.suffix}") for i in range(count)]
+
+
+def pool_command(args: argparse.Namespace) -> int:
+  """`arp-jax pool`: read, pool, scale each result to uint8 with `display.to_image`, write PNGs."""
+  output = Path(args.output)
+  if output.suffix.lower() != ".png":
+    raise UsageError(f"arp-jax pool: error: --output must end in .png, got {args.output!r}")
+  # Checked before decoding and pooling, which take the time.
+  if not output.parent.is_dir():
+    raise UsageError(f"arp-jax pool: error: the folder of --output does not exist: {str(output.parent)!r}")
+  if args.window is None and args.stride is not None:
+    raise UsageError("arp-jax pool: error: --stride needs --window")
+  frames = video.read_video(args.input)
+  pooled = arp_jax.pool(frames, method=args.method, window=args.window, stride=args.stride,
+                        start=args.start, tail=args.tail)
+  if args.window is None:
+    images = display.to_image(pooled)[None]
+    paths = [output]
+  else:
+    # Each window is scaled on its own: a shared min-max would let one busy window wash out the others.
+    images = np.stack([np.asarray(display.to_image(window)) for window in pooled])
+    paths = _window_paths(output, len(images))
+  for path, image in zip(paths, images):
+    _save_png(path, image)
+    print(f"wrote {path}")
+  if args.window is not None:
+    _save_png(output, display.grid(images))
+    print(f"wrote {output} (grid of {len(images)} windows)")
+  print(f"read {len(frames)} frames from {args.input}; method {args.method}; "
+        f"{len(images)} dynamic image(s)")
+  return 0
+
+
+def convert_command(args: argparse.Namespace) -> int:
+  """`arp-jax convert`: `arp_jax.weights.convert` with the parsed arguments."""
+  out = weights.convert(args.arch, args.input, args.output, num_classes=args.num_classes,
+                        in_channels=args.in_channels, flow_init=args.flow_init)
+  print(f"wrote {out} ({args.arch}, in_channels={args.in_channels}"
+        + (f", {args.num_classes} classes" if args.num_classes else "") + ")")
+  return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+  """Entry point of `arp-jax`; `argv` defaults to `sys.argv[1:]`. Returns the exit status."""
+  parser = build_parser()
+  try:
+    args = parser.parse_args(argv)
+    return args.run(args)
+  except SystemExit as exit_:
+    # argparse exits by itself only for --help (errors go through `_Parser.error`).
+    return exit_.code if isinstance(exit_.code, int) else 0
+  except UsageError as error:
+    print(error, file=sys.stderr)
+    return 2
+  except (OSError, ValueError, TypeError) as error:
+    # Missing files, undecodable videos and arguments `pool` rejects (e.g. a window longer than the video
+    # with --tail drop): the message is enough, a traceback would only hide it.
+    message = str(error).splitlines()[0] if str(error) else type(error).__name__
+    print(f"arp-jax: error: {message}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+  sys.exit(main())

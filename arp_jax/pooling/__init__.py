@@ -1,0 +1,9 @@
+"""Temporal pooling operators: pure, jittable, vmappable and differentiable functions, free of Flax state."""
+
+from arp_jax.pooling.arp import arp_weights
+from arp_jax.pooling.temporal import METHODS, pool
+from arp_jax.pooling.rank_pooling import rank_pool, ranking_accuracy
+from arp_jax.pooling.windows import num_windows, window_indices
+
+__all__ = ["METHODS", "arp_weights", "num_windows", "pool", "rank_pool", "ranking_accuracy",
+           "window_indices"]

@@ -1,0 +1,527 @@
+"""Exact rank pooling (RP): the learned ranking function of a sequence as its representation.
+
+Rank pooling (Fernando et al., "VideoDarwin"; eq. (1) of the dynamic image paper) summarises frames
+psi(I_1..I_T) by the parameters of a linear function whose scores order the frames in time. The pipeline of
+VideoDarwin, each step switchable here:
+
+  1. time-varying mean   V_t = (1/t) sum_{i<=t} psi(I_i);
+  2. non-linearity       signed square root sign(x) sqrt(|x|);
+  3. L2-normalise each frame's vector, x_t = z_t / |z_t|;
+  4. fit the ranking function, either
+     - "svr": linear support vector regression to the labels y_t = t with the squared
+       epsilon-insensitive loss and no bias (liblinear `-s 11`, scikit-learn
+       `LinearSVR(loss="squared_epsilon_insensitive", fit_intercept=False, dual=False)`):
+         min_w 0.5 |w|^2 + C sum_t max(0, |y_t - <w, x_t>| - epsilon)^2,
+     - "ranksvm": eq. (1) of the paper, with lambda = 1/C:
+         E(d) = lambda/2 |d|^2 + 2/(T(T-1)) sum_{q>t} max(0, 1 - <d, x_q> + <d, x_t>).
+
+Frames are high dimensional (D pixels, e.g. 150528) and few (T, e.g. 10), so both problems are solved in
+their dual (kernel) form, with only the T x T Gram matrix: the weights are w = X^T beta. The [T, D] frame
+vectors are formed once, and read twice (Gram matrix, then weights); the normalised vectors never exist,
+because K = G / (|z| |z|^T) and w = Z^T (beta / |z|).
+
+Gradients come from implicit differentiation of the optimality conditions, not from unrolling the solver:
+their cost does not depend on the number of solver iterations.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import numbers
+
+import jax
+import jax.numpy as jnp
+import jax.scipy.linalg
+from jax import lax
+import numpy as np
+
+from arp_jax.pooling import _checks
+
+OBJECTIVES = ("svr", "ranksvm")
+NONLINEARITIES = ("ssr", None)
+
+# A FISTA step does far less than a Newton step; `max_iter` counts Newton steps, and the RankSVM solver may
+# take this many first-order steps per unit of `max_iter`.
+RANKSVM_STEPS_PER_ITER = 100
+# Pairs whose multiplier lies this fraction of the box inside (0, c) are "free" (margin exactly 1) when
+# differentiating the RankSVM solution; the others are held at their bound.
+_FREE_PAIR_MARGIN = 1e-4
+# Armijo sufficient-decrease constant and the number of halvings tried in the SVR line search.
+_ARMIJO = 1e-4
+_LINE_SEARCH_STEPS = 30
+_HIGHEST = lax.Precision.HIGHEST
+
+
+# ------------------------------------------------------------------------------------------------ checks
+
+
+def _positive_number(value, name: str) -> float:
+  """`value` as a Python float, or TypeError/ValueError. Hyperparameters must be concrete to be checked."""
+  if isinstance(value, jax.core.Tracer):
+    raise TypeError(
+        f"{name} must be a concrete positive number, got a traced value (inside jit/vmap/grad); pass it as a "
+        "Python float")
+  if isinstance(value, (np.ndarray, jax.Array, np.generic)) and np.ndim(value) == 0:
+    is_real = np.issubdtype(value.dtype, np.integer) or np.issubdtype(value.dtype, np.floating)
+  else:
+    is_real = isinstance(value, numbers.Real)
+  if not is_real or isinstance(value, (bool, np.bool_)):
+    raise TypeError(f"{name} must be a positive number, got {value!r}")
+  number = float(value)
+  if not (math.isfinite(number) and number > 0):
+    raise ValueError(f"{name} must be a finite positive number, got {value!r}")
+  return number
+
+
+def _positive_int(value, name: str) -> int:
+  if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+    raise TypeError(f"{name} must be a positive int, got {value!r}")
+  if value < 1:
+    raise ValueError(f"{name} must be a positive int, got {value!r}")
+  return int(value)
+
+
+def _check_features(features, name: str = "features") -> int:
+  """T of `features` [..., T, D]; errors for a wrong rank, dtype or an empty time axis."""
+  _checks.check_real_dtype(features, name)
+  if np.ndim(features) < 2:
+    raise ValueError(
+        f"{name} has {np.ndim(features)} dimensions; expected [..., T, D] (time, then feature vector)")
+  return _checks.check_time_axis(features, -2, name)[1]
+
+
+def _check_lengths(lengths, batch_shape: tuple[int, ...], T: int) -> None:
+  """Errors unless `lengths` is None or an integer array of shape `batch_shape` (one count per sequence).
+
+  Concrete lengths must lie in 1..T; traced ones (inside jit) cannot be checked and are clipped to 0..T
+  (a sequence of length 0 pools to zeros).
+  """
+  if lengths is None:
+    return
+  _checks.check_real_dtype(lengths, "lengths")
+  if not jnp.issubdtype(lengths.dtype, jnp.integer):
+    raise TypeError(f"lengths has dtype {lengths.dtype}; expected integers (one frame count per sequence)")
+  if tuple(lengths.shape) != tuple(batch_shape):
+    raise ValueError(
+        f"lengths has shape {tuple(lengths.shape)}; expected {tuple(batch_shape)}, the leading dimensions "
+        "of features [..., T, D] (one length per sequence)")
+  if _checks.is_concrete(lengths):
+    values = np.asarray(lengths)
+    if values.size and (values.min() < 1 or values.max() > T):
+      raise ValueError(
+          f"lengths must lie in 1..{T} (the padded number of frames T), got values in "
+          f"{values.min()}..{values.max()}")
+
+
+# ------------------------------------------------------------------------------------ frame vectors
+
+
+def _signed_square_root(x: jax.Array) -> jax.Array:
+  """sign(x) sqrt(|x|), elementwise, with derivative 0 (not infinity) at x = 0; NaN stays NaN."""
+  is_zero = x == 0
+  root = jnp.sqrt(jnp.abs(jnp.where(is_zero, 1.0, x)))
+  return jnp.where(is_zero, 0.0, jnp.sign(x) * root)
+
+
+def _frame_vectors(psi: jax.Array, valid: jax.Array | None, time_varying_mean: bool,
+                   nonlinearity: str | None) -> jax.Array:
+  """z_t before normalisation, time last. psi: [..., T, D] float32 -> [..., D, T]; padded frames are zeros.
+
+  Time goes last because the Gram matrix Z Z^T and the weights Z^T beta then contract the major axis, which
+  XLA's CPU matrix products handle several times faster than [T, D] with D minor; the transposition rides
+  along with the running mean, which reads the frames anyway.
+  """
+  if valid is not None:
+    # where, not multiplication: padded frames may hold NaN, and NaN * 0 is NaN.
+    psi = jnp.where(valid[..., None], psi, 0.0)
+  z = jnp.swapaxes(psi, -1, -2)
+  if time_varying_mean:
+    T = psi.shape[-2]
+    z = jnp.cumsum(z, axis=-1) / jnp.arange(1, T + 1, dtype=jnp.float32)
+  if nonlinearity == "ssr":
+    z = _signed_square_root(z)
+  if valid is not None and time_varying_mean:
+    # The running mean past the end of a sequence repeats its last value; those frames must not be fitted.
+    z = jnp.where(valid[..., None, :], z, 0.0)
+  return z
+
+
+def _inverse_norms(gram_diagonal: jax.Array) -> jax.Array:
+  """1/|z_t| from diag(Z Z^T), and 0 for a zero vector (it stays zero, never NaN); NaN propagates."""
+  is_zero = gram_diagonal == 0
+  return jnp.where(is_zero, 0.0, lax.rsqrt(jnp.where(is_zero, 1.0, gram_diagonal)))
+
+
+def _reverse_in_time(x: jax.Array, lengths) -> jax.Array:
+  """Each sequence of x [..., T, D] reversed within its valid length; padded frames stay where they are."""
+  if lengths is None:
+    return jnp.flip(x, axis=-2)
+  T = x.shape[-2]
+  t = jnp.arange(T)
+  length = jnp.clip(jnp.asarray(lengths), 0, T)[..., None]
+  source = jnp.where(t < length, length - 1 - t, t)
+  return jnp.take_along_axis(x, source[..., None], axis=-2)
+
+
+# -------------------------------------------------------------------------------------- SVR (dual)
+
+
+def _soft_threshold(r: jax.Array, epsilon: float) -> jax.Array:
+  return jnp.sign(r) * jnp.maximum(jnp.abs(r) - epsilon, 0.0)
+
+
+def _solve_newton_system(kernel: jax.Array, active: jax.Array, two_c: float, rhs: jax.Array) -> jax.Array:
+  """Solves (I + 2C diag(active) K) x = rhs [T] through a symmetric positive definite system.
+
+  Rows outside the active set read x_i = rhs_i; substituting them leaves (I + 2C K_AA) x_A =
+  rhs_A - 2C K_AI rhs_I on the active set, i.e. the SPD matrix I + 2C S K S (S = diag(active)), which a
+  Cholesky factorisation solves stably and compiles faster than a general LU.
+  """
+  s = active.astype(kernel.dtype)
+  spd = jnp.eye(s.shape[-1], dtype=kernel.dtype) + two_c * (s[:, None] * kernel * s[None, :])
+  reduced = rhs - two_c * s * (kernel @ ((1.0 - s) * rhs))
+  return jax.scipy.linalg.cho_solve(jax.scipy.linalg.cho_factor(spd), reduced[:, None])[:, 0]
+
+
+def _svr_newton(K: jax.Array, y: jax.Array, C: float, epsilon: float, max_iter: int,
+                tol: float) -> tuple[jax.Array, jax.Array]:
+  """Dual coefficients beta [T] of the squared-epsilon-insensitive SVR with kernel K [T, T], labels y [T].
+
+  Stationarity of the primal at w = X^T beta reads F(beta) = beta - 2C soft(y - K beta, epsilon) = 0 (the
+  optimality condition of the strongly convex dual, so beta is unique even when K is singular). F is
+  piecewise linear; a semismooth Newton step solves the linear piece of the current sign pattern
+  s_t = sign(r_t) [|r_t| > epsilon] exactly, so the iteration ends as soon as a full step keeps the pattern.
+  Steps are globalised by Armijo backtracking on the primal objective written through beta,
+  Phi(beta) = 0.5 beta^T K beta + C sum max(0, |y - K beta| - epsilon)^2, whose gradient is K F(beta) and
+  for which the Newton direction is a descent direction.
+
+  Returns (beta, number of Newton iterations).
+  """
+  two_c = 2.0 * C
+  halvings = 0.5 ** jnp.arange(_LINE_SEARCH_STEPS, dtype=K.dtype)
+
+  def pattern(k_beta):
+    r = y - k_beta
+    return jnp.sign(r) * (jnp.abs(r) > epsilon)
+
+  def residual(beta, k_beta):
+    return beta - two_c * _soft_threshold(y - k_beta, epsilon)
+
+  def primal(beta, k_beta):
+    # Broadcasts over a leading axis of step sizes in the line search.
+    excess = jnp.maximum(jnp.abs(y - k_beta) - epsilon, 0.0)
+    return 0.5 * jnp.sum(beta * k_beta, -1) + C * jnp.sum(excess * excess, -1)
+
+  def converged(beta, k_beta):
+    # Rounding of F in float32 grows with the size of the two terms it subtracts.
+    scale = 1.0 + jnp.max(jnp.abs(beta)) + two_c * jnp.max(jnp.abs(y) + jnp.abs(k_beta))
+    return jnp.max(jnp.abs(residual(beta, k_beta))) <= tol * scale
+
+  def cond(state):
+    _, _, iteration, done = state
+    return (iteration < max_iter) & ~done
+
+  def body(state):
+    beta, k_beta, iteration, _ = state
+    signs = pattern(k_beta)
+    F = residual(beta, k_beta)
+    direction = _solve_newton_system(K, signs != 0, two_c, -F)
+    k_direction = K @ direction
+    # Directional derivative of Phi: grad Phi = K F, and K is symmetric.
+    slope = F @ k_direction
+    phi = primal(beta, k_beta)
+    trial_phi = primal(beta + halvings[:, None] * direction, k_beta + halvings[:, None] * k_direction)
+    # A relative slack of a few float32 ulps: near the optimum Phi no longer changes measurably.
+    accept = trial_phi <= phi + _ARMIJO * halvings * slope + 1e-6 * jnp.abs(phi)
+    step = jnp.where(jnp.any(accept), jnp.max(jnp.where(accept, halvings, 0.0)), halvings[-1])
+    beta, k_beta = beta + step * direction, k_beta + step * k_direction
+    exact = (step == 1.0) & jnp.all(pattern(k_beta) == signs)
+    done = exact | converged(beta, k_beta) | ~jnp.all(jnp.isfinite(beta))
+    return beta, k_beta, iteration + 1, done
+
+  beta = jnp.zeros_like(y)
+  init = (beta, beta, jnp.asarray(0, jnp.int32), converged(beta, beta))
+  beta, _, iterations, _ = lax.while_loop(cond, body, init)
+  return beta, iterations
+
+
+def _svr_coefficients(K, y, C, epsilon, max_iter, tol):
+  """beta [T] for one sequence, differentiable in K by the implicit function theorem.
+
+  beta* solves F(beta, K) = 0. One Newton step taken at beta* with the (constant) generalised Jacobian J,
+  beta = beta* - J^{-1} F(beta*, K), leaves the value unchanged (F = 0) and has derivative
+  -J^{-1} dF/dK, which is exactly d beta*/dK.
+  """
+  fixed_K = lax.stop_gradient(K)
+  beta_star, _ = _svr_newton(fixed_K, y, C, epsilon, max_iter, tol)
+  beta_star = lax.stop_gradient(beta_star)
+  r = y - K @ beta_star
+  residual = beta_star - 2.0 * C * _soft_threshold(r, epsilon)
+  active = lax.stop_gradient(jnp.abs(r) > epsilon)
+  return beta_star - _solve_newton_system(fixed_K, active, 2.0 * C, residual)
+
+
+# ---------------------------------------------------------------------------------- RankSVM (dual)
+
+
+def _ranksvm_fista(K: jax.Array, valid: jax.Array, C: float, max_steps: int,
+                   tol: float) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """Pair multipliers A [T, T] (A[q, t] for q > t) of the RankSVM dual, by FISTA with adaptive restart.
+
+  With a_qt = x_q - x_t, c = 2/(T(T-1)) and lambda = 1/C, the dual of eq. (1) is
+    max_{0 <= A <= c} sum A - (C/2) u^T K u,   u_s = sum_t A[s, t] - sum_q A[q, s],
+  and d = C X^T u. Its gradient in A[q, t] is 1 - (S_q - S_t) with the scores S = K (C u), so each step
+  costs O(T^2) and no pairs x pairs matrix is formed. The Lipschitz constant of the gradient is
+  C lambda_max(M^T K M) = C L lambda_max(P K P) (M: pair -> frame incidence; M M^T = L P, the Laplacian of the
+  complete graph on the L valid frames, P the centring projector). Stops when the duality gap
+  E(d) - D(A) <= tol E(d).
+
+  Returns (A, duality gap, steps).
+  """
+  T = K.shape[-1]
+  validf = valid.astype(K.dtype)
+  L = jnp.sum(validf)
+  pairs = jnp.tril(jnp.ones((T, T), bool), -1) & valid[:, None] & valid[None, :]
+  bound = 2.0 / jnp.maximum(L * (L - 1.0), 1.0)
+  centring = jnp.diag(validf) - jnp.outer(validf, validf) / jnp.maximum(L, 1.0)
+  lipschitz = C * L * jnp.linalg.eigvalsh(centring @ K @ centring)[-1]
+  # Identical frames give lipschitz 0: the gradient is then constant and any step size is exact.
+  step = 1.0 / jnp.maximum(lipschitz * (1.0 + 1e-5), 1e-12)
+
+  def scores(A):
+    u = jnp.sum(A, 1) - jnp.sum(A, 0)
+    return u, C * (K @ u)
+
+  def objectives(A):
+    u, S = scores(A)
+    quadratic = 0.5 * (u @ S)  # (C/2) u^T K u = (lambda/2) |d|^2
+    hinge = jnp.where(pairs, jnp.maximum(0.0, 1.0 - (S[:, None] - S[None, :])), 0.0)
+    primal = quadratic + bound * jnp.sum(hinge)
+    dual = jnp.sum(A) - quadratic
+    return primal, dual
+
+  def project(A):
+    return jnp.where(pairs, jnp.clip(A, 0.0, bound), 0.0)
+
+  def cond(state):
+    _, _, _, _, gap, primal, step_count = state
+    return (step_count < max_steps) & (gap > tol * primal)
+
+  def body(state):
+    A, A_previous, momentum, dual, _, _, step_count = state
+    next_momentum = 0.5 * (1.0 + jnp.sqrt(1.0 + 4.0 * momentum * momentum))
+    Y = A + ((momentum - 1.0) / next_momentum) * (A - A_previous)
+    _, S = scores(Y)
+    ascent = 1.0 - (S[:, None] - S[None, :])
+    A_next = project(Y + step * ascent)
+    primal_next, dual_next = objectives(A_next)
+    # Restart the momentum when the dual stops increasing (O'Donoghue and Candes, adaptive restart).
+    next_momentum = jnp.where(dual_next < dual, 1.0, next_momentum)
+    return A_next, A, next_momentum, dual_next, primal_next - dual_next, primal_next, step_count + 1
+
+  A0 = jnp.zeros((T, T), K.dtype)
+  primal0, dual0 = objectives(A0)
+  init = (A0, A0, jnp.asarray(1.0, K.dtype), dual0, primal0 - dual0, primal0, jnp.asarray(0, jnp.int32))
+  A, _, _, _, gap, _, steps = lax.while_loop(cond, body, init)
+  return A, gap, steps
+
+
+def _free_pair_projector(free: jax.Array) -> jax.Array:
+  """Orthogonal projector [T, T] onto range(M_F): vectors that sum to zero on each connected component of
+  the graph whose edges are the free pairs, and vanish on frames touched by no free pair."""
+  T = free.shape[-1]
+  reach = (free | free.T | jnp.eye(T, dtype=bool)).astype(jnp.float32)
+  for _ in range(max(1, math.ceil(math.log2(max(T, 2))))):
+    reach = (reach @ reach > 0).astype(jnp.float32)
+  component_size = jnp.sum(reach, axis=1, keepdims=True)
+  return jnp.eye(T, dtype=jnp.float32) - reach / component_size
+
+
+def _ranksvm_coefficients(K, valid, C, max_iter, tol):
+  """gamma [T] with d = X^T gamma for one sequence, differentiable in K by the implicit function theorem.
+
+  At the solution, pairs strictly inside the box (free, set F) have margin S_q - S_t = 1 and the others sit
+  at a bound that does not move under small perturbations. With u = M A (the frame coefficients) and R =
+  range(M_F), the conditions Pi_R (K u) = Pi_R (1-margins) and du in R give du = -Psi dK u with
+  Psi = N (N^T K N)^{-1} N^T (N a basis of R), computed as Pi_R (Pi_R K Pi_R + I - Pi_R)^{-1} Pi_R: a T x T
+  solve. The result is u* + stop_gradient(e) - e with e = Psi K u*: the solver's value, this derivative.
+  """
+  fixed_K = lax.stop_gradient(K)
+  A, _, _ = _ranksvm_fista(fixed_K, valid, C, RANKSVM_STEPS_PER_ITER * max_iter, tol)
+  A = lax.stop_gradient(A)
+  T = K.shape[-1]
+  L = jnp.sum(valid.astype(K.dtype))
+  bound = 2.0 / jnp.maximum(L * (L - 1.0), 1.0)
+  free = (A > _FREE_PAIR_MARGIN * bound) & (A < (1.0 - _FREE_PAIR_MARGIN) * bound)
+  projector = _free_pair_projector(free)
+  u_star = jnp.sum(A, 1) - jnp.sum(A, 0)
+  system = projector @ fixed_K @ projector + jnp.eye(T, dtype=K.dtype) - projector
+  factor = jax.scipy.linalg.cho_factor(system)
+  correction = projector @ jax.scipy.linalg.cho_solve(factor, (projector @ (K @ u_star))[:, None])[:, 0]
+  u = u_star + lax.stop_gradient(correction) - correction
+  return C * u
+
+
+# ------------------------------------------------------------------------------------------ public
+
+
+def _frame_kernel(psi, valid, time_varying_mean, nonlinearity, normalize):
+  """Frame vectors z [..., D, T] (time last), 1/|z_t| [..., T] and the kernel K = X X^T [..., T, T] of the
+  normalised vectors x_t = z_t / |z_t|, from the frames psi [..., T, D] (float32). X itself never exists."""
+  z = _frame_vectors(psi, valid, time_varying_mean, nonlinearity)
+  gram = jnp.einsum("...dt,...ds->...ts", z, z, precision=_HIGHEST)
+  if normalize:
+    inverse_norm = _inverse_norms(jnp.diagonal(gram, axis1=-2, axis2=-1))
+  else:
+    inverse_norm = jnp.ones(gram.shape[:-1], jnp.float32)
+  return z, inverse_norm, gram * inverse_norm[..., :, None] * inverse_norm[..., None, :]
+
+
+def rank_pool(features, C=1.0, epsilon=0.1, *, objective="svr", time_varying_mean=True,
+              nonlinearity="ssr", normalize=True, forward_backward=False, lengths=None,
+              max_iter=100, tol=1e-6) -> jax.Array:
+  """Exact rank pooling: the weights of the linear function that ranks each sequence's frames in time.
+
+  Args:
+    features: [..., T, D] per-frame feature vectors psi(I_t) (e.g. flattened pixels, 0..255), any real
+      dtype; computed in float32. Time is the second-to-last axis; leading axes are independent sequences.
+    C: positive regularisation constant (C = 1 in VideoDarwin, 10 for dynamic images); for "ranksvm",
+      lambda = 1/C.
+    epsilon: positive width of the insensitive tube of the SVR loss (0.1 as VideoDarwin; unused by
+      "ranksvm").
+    objective: "svr" (VideoDarwin: linear SVR to the labels t = 1..T, squared epsilon-insensitive loss, no
+      bias; liblinear `-s 11`) or "ranksvm" (eq. (1) of the paper).
+    time_varying_mean: fit V_t = (1/t) sum_{i<=t} psi_i instead of the frames themselves.
+    nonlinearity: "ssr" (signed square root) or None.
+    normalize: L2-normalise each frame's vector (a zero vector stays zero).
+    forward_backward: also fit the time-reversed sequence and return [forward, backward] concatenated.
+    lengths: optional int array of shape features.shape[:-2], the number of valid frames of each sequence
+      (1..T). Frames at t >= length are ignored (they may hold anything, NaN included), and the result equals
+      rank-pooling that sequence alone; for forward_backward the reversal is within the valid frames.
+    max_iter: cap on semismooth Newton iterations ("svr"; 2-6 are typical). "ranksvm" is solved by FISTA and
+      may take up to RANKSVM_STEPS_PER_ITER * max_iter (100x) first-order steps.
+    tol: stopping tolerance: relative size of the optimality residual ("svr", which also stops as soon as a
+      full Newton step keeps the active pattern, i.e. is exact) or relative duality gap ("ranksvm").
+
+  Returns:
+    float32 [..., D] (forward_backward: [..., 2D], forward then backward weights).
+
+  Notes:
+    - T = 1 is well defined: for "svr" the result is 2C max(0, 1 - epsilon)/(1 + 2C) x_1 (the SVR fitted to
+      the single vector and label 1); for "ranksvm" there are no pairs and the result is 0.
+    - A NaN or infinity in a valid frame makes that sequence's whole result NaN.
+    - Differentiable (jax.grad, jvp) by implicit differentiation of the optimality conditions: for "svr"
+      with the active set of the solution held fixed; for "ranksvm" on the free pairs (multipliers strictly
+      inside the box), the pairs at a bound held there. At points where the active set changes the result is
+      continuous but only piecewise smooth, and the derivative is that of one piece. The signed square root
+      has derivative 0 at 0 (its true derivative is infinite there).
+    - Works under jit and vmap (over features and lengths). C, epsilon, max_iter, tol, objective and the
+      switches must be concrete Python values; changing C, epsilon, max_iter or tol does not recompile.
+  """
+  C = _positive_number(C, "C")
+  epsilon = _positive_number(epsilon, "epsilon")
+  tol = _positive_number(tol, "tol")
+  max_iter = _positive_int(max_iter, "max_iter")
+  if objective not in OBJECTIVES:
+    raise ValueError(f"objective is {objective!r}; expected one of {OBJECTIVES}")
+  if nonlinearity not in NONLINEARITIES:
+    raise ValueError(f"nonlinearity is {nonlinearity!r}; expected one of {NONLINEARITIES}")
+  T = _check_features(features)
+  _check_lengths(lengths, tuple(features.shape[:-2]), T)
+  return _rank_pool(features, lengths, C, epsilon, max_iter, tol, objective=objective,
+                    time_varying_mean=bool(time_varying_mean), nonlinearity=nonlinearity,
+                    normalize=bool(normalize), forward_backward=bool(forward_backward))
+
+
+@functools.partial(jax.jit, static_argnames=("objective", "time_varying_mean", "nonlinearity", "normalize",
+                                             "forward_backward"))
+def _rank_pool(features, lengths, C, epsilon, max_iter, tol, *, objective, time_varying_mean, nonlinearity,
+               normalize, forward_backward):
+  """`rank_pool` after its checks: one compiled program per shape and switch setting (the numeric
+  hyperparameters are arguments, so changing C does not recompile)."""
+  psi = features.astype(jnp.float32)
+  T = psi.shape[-2]
+  valid = None if lengths is None else jnp.arange(T) < jnp.clip(lengths, 0, T)[..., None]
+
+  if objective == "svr":
+    def fit(kernel, valid_frames):
+      # Labels t = 1..T on the valid frames; 0 on padded ones, where K is zero, so that beta stays 0 there.
+      labels = jnp.where(valid_frames, jnp.arange(1, T + 1, dtype=jnp.float32), 0.0)
+      return _svr_coefficients(kernel, labels, C, epsilon, max_iter, tol)
+  else:
+    def fit(kernel, valid_frames):
+      return _ranksvm_coefficients(kernel, valid_frames, C, max_iter, tol)
+
+  directions = [psi, _reverse_in_time(psi, lengths)] if forward_backward else [psi]
+  z, inverse_norm, kernel = zip(*(_frame_kernel(frames, valid, time_varying_mean, nonlinearity, normalize)
+                                  for frames in directions))
+  # One solver call for both directions: the kernels are small, and a single loop compiles faster.
+  kernel = jnp.stack(kernel)
+  if valid is None:
+    valid = jnp.ones(kernel.shape[1:-1], bool)
+  valid = jnp.broadcast_to(valid, kernel.shape[:-1])
+  coefficients = jax.vmap(fit)(kernel.reshape((-1, T, T)), valid.reshape((-1, T))).reshape(valid.shape)
+  coefficients = jnp.where(valid, coefficients, 0.0)
+  weights = [jnp.einsum("...t,...dt->...d", c * n, frame_vectors, precision=_HIGHEST)
+             for c, n, frame_vectors in zip(coefficients, inverse_norm, z)]
+  return jnp.concatenate(weights, axis=-1)
+
+
+def ranking_accuracy(d, features, lengths=None) -> jax.Array:
+  """Pairwise ranking accuracy (Table 2): fraction of pairs q > t with <d, f_q> > <d, f_t>.
+
+  Args:
+    d: [..., D] ranking functions (e.g. `rank_pool` outputs).
+    features: [..., T, D] the vectors the ranking function scores (e.g. time-varying means); leading axes
+      broadcast against d's.
+    lengths: optional int array, broadcastable to the leading axes, of valid frame counts; only pairs of
+      valid frames count (a sequence with fewer than two valid frames gives NaN: it has no pairs).
+
+  Returns:
+    float32 [...] in [0, 1]. Ties count as wrong.
+  """
+  _checks.check_real_dtype(d, "d")
+  T = _check_features(features)
+  if T < 2:
+    raise ValueError(f"features has T = {T} frame; ranking accuracy needs T >= 2 (it counts pairs q > t)")
+  if np.ndim(d) < 1:
+    raise ValueError("d is a scalar; expected [..., D], one ranking function per sequence")
+  D = features.shape[-1]
+  if d.shape[-1] != D:
+    raise ValueError(f"d has {d.shape[-1]} features but features has D = {D}; they must match")
+  try:
+    batch_shape = jnp.broadcast_shapes(tuple(d.shape[:-1]), tuple(features.shape[:-2]))
+  except ValueError:
+    raise ValueError(
+        f"d [..., D] has leading shape {tuple(d.shape[:-1])} and features [..., T, D] has "
+        f"{tuple(features.shape[:-2])}; they must broadcast") from None
+  if lengths is not None:
+    _checks.check_real_dtype(lengths, "lengths")
+    if not jnp.issubdtype(lengths.dtype, jnp.integer):
+      raise TypeError(f"lengths has dtype {lengths.dtype}; expected integers (one frame count per sequence)")
+    try:
+      jnp.broadcast_shapes(tuple(lengths.shape), batch_shape)
+    except ValueError:
+      raise ValueError(
+          f"lengths has shape {tuple(lengths.shape)}; expected one length per sequence, broadcastable to "
+          f"{batch_shape}") from None
+  return _ranking_accuracy(d, features, lengths)
+
+
+@jax.jit
+def _ranking_accuracy(d, features, lengths):
+  f = features.astype(jnp.float32)
+  T = f.shape[-2]
+  valid = jnp.ones((T,), bool)
+  if lengths is not None:
+    valid = jnp.arange(T) < lengths[..., None]
+    # where, not multiplication: frames past the end may hold NaN.
+    f = jnp.where(valid[..., None], f, 0.0)
+  scores = jnp.einsum("...td,...d->...t", f, d.astype(jnp.float32), precision=_HIGHEST)
+  later = jnp.tril(jnp.ones((T, T), bool), -1)  # [q, t] with q > t
+  pairs = later & valid[..., :, None] & valid[..., None, :]
+  correct = pairs & (scores[..., :, None] > scores[..., None, :])
+  # pairs broadcasts against correct when lengths is None.
+  pairs = jnp.broadcast_to(pairs, correct.shape)
+  return (jnp.sum(correct, axis=(-2, -1)) / jnp.sum(pairs, axis=(-2, -1))).astype(jnp.float32)

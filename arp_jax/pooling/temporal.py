@@ -1,0 +1,303 @@
+"""`pool`: one entry point for the paper's temporal pooling operators.
+
+Every method is a fold over the frames of a clip, `acc = step(acc, t, frame_t)`. Whole videos, windows
+(MDI), padded batches (`lengths`) and packed videos (`segment_ids`) differ only in how frame t of each clip
+is fetched and how long each clip is, so one fold serves them all. XLA fuses the fold, the dtype conversion
+and the window gather into a single pass over the frames: the frames are read once, in their own dtype
+(uint8 frames cost a quarter of the memory traffic of float32 ones).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+import math
+
+import jax
+from jax import lax
+import jax.numpy as jnp
+import numpy as np
+
+from arp_jax.pooling import _checks
+from arp_jax.pooling import arp
+from arp_jax.pooling.rank_pooling import rank_pool
+from arp_jax.pooling import windows as windows_lib
+
+METHODS = ("arp", "arp_linear", "rp", "mean", "max", "mhi")
+NAN_POLICIES = ("propagate", "raise")
+
+# Clips up to this many frames are folded by a fully unrolled expression, which XLA fuses into one loop
+# over the pixels; longer clips run a `fori_loop` over blocks of `_BLOCK` unrolled frames, so the program
+# stays small for whole videos of thousands of frames.
+_UNROLL = 64
+_BLOCK = 16
+
+
+def pool(frames, method: str = "arp", *, axis: int = 0, window: int | None = None,
+         stride: int | None = None, start: int = 0, tail: str = "pad", lengths=None,
+         segment_ids=None, num_segments: int | None = None, max_length: int | None = None,
+         nan_policy: str = "propagate", mhi_threshold: float = 32.0,
+         mhi_duration: float | None = None, mhi_channel_axis: int | None = -1,
+         rp_options: Mapping | None = None) -> jax.Array:
+  """Pools the time axis of `frames` into one image (or feature map, or vector) per clip.
+
+  Args:
+    frames: [..., T, ...] with time at `axis`: [T, H, W, C] frames, [B, T, H, W, C] batches (axis=1),
+      [T, h, w, c] feature maps, [T, D] vectors. Any real dtype (uint8, float16, bfloat16, float32, ...);
+      accumulated in float32.
+    method: "arp" (approximate rank pooling, eq. 3: the dynamic image), "arp_linear" (eq. 5), "rp" (exact
+      rank pooling, `arp_jax.rank_pool` with `rp_options`, over the flattened frame), "mean", "max" or
+      "mhi" (motion history image, below).
+    axis: the time axis. Axes before it are batch axes (one video each), axes after it are the frame.
+    window, stride, start, tail: multiple dynamic images. The time axis becomes a window axis of length
+      S = `num_windows(T, window, stride, start, tail)`: window k pools frames
+      `start + k * stride ... + window - 1` (0-based `start`; the reference starts at frame 3, start=2,
+      in training and at frame 1, start=0, at test). stride defaults to `window`. tail="pad" (the
+      reference) pads the last window by repeating the last frame; "drop" keeps only full windows.
+    lengths: int [...] with the shape of the batch axes (frames.shape[:axis]): video b is
+      `frames[b, :lengths[b]]` and the rest is padding, ignored even if it holds NaN. With windows, the
+      window axis has the length S of the longest possible video, and windows past a video's own count
+      are zero (`num_windows(lengths[b], ...)` tells how many are real).
+    segment_ids: int [T], the video of each frame along `axis` of packed frames (like
+      `jax.ops.segment_sum`); frames of a video keep their order of appearance. The time axis becomes a
+      segment axis of length `num_segments` (default: max id + 1), followed by the window axis when
+      windowed. Under `jax.jit` pass `num_segments` and `max_length` (the longest video) as ints. A
+      segment without frames gives zeros.
+    nan_policy: "propagate" (default): NaN or inf in a frame that a method reads reaches the output
+      (arp, arp_linear, mean: every element where it occurs; max: that element; mhi: the pixel, across
+      channels; rp: the whole clip); padding outside `lengths` is never read. "raise": a ValueError
+      names the first frame holding NaN or inf (needs concrete frames, so not inside jit).
+    mhi_threshold: motion history image (Bobick and Davis): a pixel moves at frame t when the mean over
+      `mhi_channel_axis` of |I_t - I_{t-1}| exceeds this threshold (in units of the input: 32 is for
+      0..255 frames).
+    mhi_duration: frames over which motion fades out (decay 1 per frame); default the clip length, so the
+      whole clip is remembered. The MHI value is `max(0, duration - (T - t)) / duration` for the last
+      frame t at which the pixel moved (1-based), 0 where it never moved: in [0, 1], brighter = later.
+    mhi_channel_axis: the axis of `frames` (after `axis`) averaged to decide motion; the MHI is scalar per
+      pixel and repeated along it so that every method returns the same shape. None: every element alone.
+    rp_options: keyword arguments for `arp_jax.rank_pool` (C, epsilon, objective, ...) with method="rp".
+
+  Returns:
+    float32 with the time axis removed ([T, H, W, C] -> [H, W, C]), or replaced by the window axis
+    ([T, H, W, C] -> [S, H, W, C]) or by the segment axis. Works under `jax.jit`, `jax.vmap` and
+    `jax.grad`; for arp, the gradient with respect to frame t is alpha_t times the incoming gradient
+    (eq. 9).
+  """
+  if method not in METHODS:
+    raise ValueError(f"unknown pooling method {method!r}; expected one of {METHODS}")
+  if nan_policy not in NAN_POLICIES:
+    raise ValueError(f"unknown nan_policy {nan_policy!r}; expected one of {NAN_POLICIES}")
+  _checks.check_real_dtype(frames, "frames")
+  axis, T = _checks.check_time_axis(frames, axis, "frames")
+  if method != "rp" and rp_options:
+    raise ValueError(f"rp_options is for method='rp', not {method!r}")
+  if window is not None:
+    stride = windows_lib.check_window_args(window, stride, start, tail)
+  elif stride is not None or start != 0 or tail != "pad":
+    raise ValueError("stride, start and tail need window=...; without a window the whole video is pooled")
+  if nan_policy == "raise":
+    _checks.check_finite(frames, "frames", axis)
+  frames = jnp.asarray(frames)
+  channel = _channel_offset(mhi_channel_axis, frames.ndim, axis) if method == "mhi" else None
+
+  if segment_ids is not None:
+    if lengths is not None:
+      raise ValueError("pass lengths (padded batch) or segment_ids (packed frames), not both")
+    frames, lengths = _segments_to_padded(frames, segment_ids, axis, num_segments, max_length)
+    axis, T = axis + 1, frames.shape[axis + 1]
+  elif num_segments is not None or max_length is not None:
+    raise ValueError("num_segments and max_length go with segment_ids")
+  elif lengths is not None:
+    lengths = _check_lengths(lengths, frames.shape[:axis], T)
+
+  batch, frame_shape = frames.shape[:axis], frames.shape[axis + 1:]
+  x = frames.reshape((math.prod(batch), T) + frame_shape)  # free: the batch axes lead
+  length = None if lengths is None else jnp.reshape(lengths, (-1,))
+  options = dict(method=method, threshold=mhi_threshold, duration=mhi_duration, channel=channel,
+                 rp_options=dict(rp_options or {}))
+
+  if window is None:
+    out = _pool_clips(x, length, **options)
+    return out.reshape(batch + frame_shape)
+
+  clips, real = windows_lib.gather_windows(x, window, stride, start, tail, length)
+  count = clips.shape[1]
+  out = _pool_clips(clips.reshape((-1, window) + frame_shape), None, **options)
+  out = out.reshape((x.shape[0], count) + frame_shape)
+  if real is not None:
+    out = jnp.where(real.reshape(real.shape + (1,) * len(frame_shape)), out, 0.0)
+  return out.reshape(batch + (count,) + frame_shape)
+
+
+def _pool_clips(x, length, *, method, threshold, duration, channel, rp_options):
+  """Pools clips x: [M, T, ...] (clip m is x[m, :length[m]], or all T frames) -> float32 [M, ...]."""
+  M, T, frame_shape = x.shape[0], x.shape[1], x.shape[2:]
+  if method == "rp":
+    return _rank_pool_clips(x, length, rp_options)
+  expand = (slice(None),) + (None,) * len(frame_shape)  # per-clip scalars against [M, ...] frames
+
+  def frame(t):
+    xt = lax.dynamic_index_in_dim(x, t, axis=1, keepdims=False).astype(jnp.float32)
+    if length is None:
+      return xt
+    # `where`, not a multiplication: padding may hold NaN, and 0 * NaN is NaN.
+    return jnp.where((t < length)[expand], xt, 0.0)
+
+  clip_length = T if length is None else length
+  valid = (lambda t: True) if length is None else (lambda t: (t < length)[expand])
+  init = jnp.zeros((M,) + frame_shape, jnp.float32)
+
+  if method in ("arp", "arp_linear"):
+    variant = "linear" if method == "arp_linear" else "harmonic"
+    if length is None:
+      table = jnp.asarray(arp.arp_weights(T, variant))
+      weight = lambda t: table[t]
+    else:
+      harmonic = arp.harmonic_numbers(T)
+      weight = lambda t: arp.arp_weight_at(t, length, variant, harmonic)[expand]
+    return _fold(T, lambda acc, t: acc + weight(t) * frame(t), init)
+
+  if method == "mean":
+    scale = 1.0 / T if length is None else (1.0 / jnp.maximum(length, 1).astype(jnp.float32))[expand]
+    return _fold(T, lambda acc, t: acc + frame(t), init) * scale
+
+  if method == "max":
+    low = jnp.full_like(init, -jnp.inf)
+    out = _fold(T, lambda acc, t: jnp.maximum(acc, jnp.where(valid(t), frame(t), -jnp.inf)), low)
+    return out if length is None else jnp.where((length > 0)[expand], out, 0.0)
+
+  # Motion history image. Each moving pixel restarts at `duration` and decays by one per frame, so the
+  # final value is set by the last frame that moved there: the largest of the per-frame candidates.
+  duration_ = (clip_length if duration is None else duration)
+  duration_ = jnp.asarray(duration_, jnp.float32)
+  if duration_.ndim:
+    duration_ = duration_[expand]
+  last = jnp.asarray(clip_length, jnp.float32)
+  last = last[expand] if last.ndim else last
+  reduce_axis = None if channel is None else channel
+
+  def mhi_step(carry, t):
+    history, previous = carry
+    current = frame(t)
+    if isinstance(t, int) and t == 0:  # the first frame has no predecessor: no motion yet
+      return history, current
+    difference = jnp.abs(current - previous)
+    if reduce_axis is not None:
+      difference = jnp.mean(difference, axis=reduce_axis, keepdims=True)
+    candidate = jnp.maximum(duration_ - (last - 1 - t), 0.0) / duration_
+    moved = (difference > threshold) & valid(t)
+    history = jnp.maximum(history, jnp.where(moved, candidate, 0.0))
+    history = jnp.where(jnp.isnan(difference), jnp.nan, history)
+    return history, current
+
+  history_shape = list(init.shape)
+  if reduce_axis is not None:
+    history_shape[reduce_axis] = 1
+  history, _ = _fold(T, mhi_step, (jnp.zeros(history_shape, jnp.float32), init), first_static=True)
+  return jnp.broadcast_to(history, init.shape)
+
+
+def _fold(T: int, step: Callable, init, first_static: bool = False):
+  """acc = step(acc, t) for t = 0..T-1: unrolled for short clips, else a loop over unrolled blocks.
+
+  With `first_static`, step(acc, 0) is always traced with a Python 0 (steps may special-case it).
+  """
+  if T <= _UNROLL:
+    acc = init
+    for t in range(T):
+      acc = step(acc, t)
+    return acc
+  acc = step(init, 0) if first_static else init
+  begin = 1 if first_static else 0
+  blocks = (T - begin) // _BLOCK
+
+  def block(i, acc):
+    for j in range(_BLOCK):
+      acc = step(acc, begin + i * _BLOCK + j)
+    return acc
+
+  acc = lax.fori_loop(0, blocks, block, acc)
+  for t in range(begin + blocks * _BLOCK, T):
+    acc = step(acc, t)
+  return acc
+
+
+def _rank_pool_clips(x, length, rp_options):
+  """Exact rank pooling of clips x: [M, T, ...] over the flattened frame -> float32 [M, ...]."""
+  M, T, frame_shape = x.shape[0], x.shape[1], x.shape[2:]
+  if rp_options.get("forward_backward"):
+    raise ValueError("rp_options forward_backward=True doubles the feature size; call "
+                     "arp_jax.rank_pool directly for it")
+  if "lengths" in rp_options:
+    raise ValueError("pass lengths to pool itself, not in rp_options")
+  features = x.reshape(M, T, -1)
+  if length is None:
+    return rank_pool(features, **rp_options).reshape((M,) + frame_shape)
+  out = rank_pool(features, lengths=jnp.maximum(length, 1), **rp_options)
+  out = jnp.where((length > 0)[:, None], out, 0.0)  # empty segments give zeros, as for every method
+  return out.reshape((M,) + frame_shape)
+
+
+def _channel_offset(channel_axis, ndim: int, time_axis: int) -> int | None:
+  """The MHI channel axis as a negative offset from the end of the frame (same for clips and windows)."""
+  if channel_axis is None:
+    return None
+  channel_axis = _checks.normalize_axis(channel_axis, ndim, "frames")
+  if channel_axis <= time_axis:
+    raise ValueError(f"mhi_channel_axis={channel_axis} must come after the time axis {time_axis} "
+                     "(it is an axis of each frame); use None to treat elements alone")
+  return channel_axis - ndim
+
+
+def _check_lengths(lengths, batch_shape: tuple[int, ...], T: int):
+  """lengths as an int32 array of `batch_shape`; values checked when concrete."""
+  if getattr(lengths, "dtype", None) is None:
+    lengths = np.asarray(lengths)
+  if not jnp.issubdtype(lengths.dtype, jnp.integer):
+    raise TypeError(f"lengths has dtype {lengths.dtype}; expected integers (frames per video)")
+  if tuple(lengths.shape) != tuple(batch_shape):
+    raise ValueError(f"lengths has shape {tuple(lengths.shape)}; expected {tuple(batch_shape)}, one "
+                     "length per video (the frames' axes before the time axis)")
+  if _checks.is_concrete(lengths):
+    values = np.asarray(lengths).reshape(-1)
+    bad = np.flatnonzero((values < 1) | (values > T))
+    if bad.size:
+      raise ValueError(f"lengths[{bad[0]}] = {values[bad[0]]}; each length must be in 1..{T} (the "
+                       "padded time axis)")
+  return jnp.asarray(lengths, jnp.int32)
+
+
+def _segments_to_padded(frames, segment_ids, axis: int, num_segments, max_length):
+  """Packed frames [..., N, ...] -> padded [..., G, max_length, ...] and lengths [..., G]."""
+  N = frames.shape[axis]
+  if getattr(segment_ids, "dtype", None) is None:
+    segment_ids = np.asarray(segment_ids)
+  if not jnp.issubdtype(segment_ids.dtype, jnp.integer):
+    raise TypeError(f"segment_ids has dtype {segment_ids.dtype}; expected integers (video ids)")
+  if tuple(segment_ids.shape) != (N,):
+    raise ValueError(f"segment_ids has shape {tuple(segment_ids.shape)}; expected ({N},), one video id "
+                     f"per frame along the time axis {axis}")
+  for name, value in (("num_segments", num_segments), ("max_length", max_length)):
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer))
+                              or value < 1):
+      raise ValueError(f"{name}={value!r}; expected an int >= 1")
+  if _checks.is_concrete(segment_ids):
+    ids = np.asarray(segment_ids)
+    if ids.min() < 0:
+      raise ValueError(f"segment_ids holds {ids.min()}; video ids must be >= 0")
+    num_segments = int(ids.max()) + 1 if num_segments is None else num_segments
+    if ids.max() >= num_segments:
+      raise ValueError(f"segment_ids holds {ids.max()} but num_segments={num_segments}")
+    longest = int(np.bincount(ids, minlength=num_segments).max())
+    max_length = longest if max_length is None else max_length
+    if longest > max_length:
+      raise ValueError(f"a video has {longest} frames but max_length={max_length}")
+  elif num_segments is None or max_length is None:
+    raise ValueError("segment_ids is traced (inside jit/vmap): pass num_segments and max_length as ints")
+  ids = jnp.asarray(segment_ids)
+  order = jnp.argsort(ids, stable=True)  # frames of each video together, in their order of appearance
+  counts = jnp.bincount(ids, length=num_segments)
+  first = jnp.cumsum(counts) - counts
+  positions = jnp.minimum(first[:, None] + jnp.arange(max_length), N - 1)
+  padded = jnp.take(frames, order[positions], axis=axis)
+  lengths = jnp.broadcast_to(jnp.minimum(counts, max_length), frames.shape[:axis] + (num_segments,))
+  return padded, lengths.astype(jnp.int32)

@@ -1,0 +1,1 @@
+"""Turns videos on disk into arrays and datasets: decoding (`video`), and later flow, splits and builders."""

@@ -1,0 +1,153 @@
+"""Decoding videos and frame folders into RGB frame arrays.
+
+Every reader returns `uint8 [T, H, W, 3]` RGB frames at the original frame rate (the paper pools frames
+at the original rate). The frame count comes from what the decoder actually produces, never from the
+container header: HMDB51 AVI files, for example, decode one frame fewer than their header claims.
+
+Decoding is split in two layers so that sampling (fps, duration) and resizing can be added without
+touching the error handling: `_decoded_frames` yields PyAV frames (which carry their timestamps and can be
+reformatted to another size), `iter_frames` turns them into arrays, and `read_frames` stacks them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Iterator
+
+import av
+import numpy as np
+from PIL import Image
+
+# Suffixes read by `read_frame_dir` (compared lower-case); other files in the folder are ignored.
+FRAME_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+
+
+def _existing_path(path) -> Path:
+  """`path` as a Path, or FileNotFoundError naming it."""
+  path = Path(os.fspath(path))
+  if not path.exists():
+    raise FileNotFoundError(f"no such file or folder: {str(path)!r}")
+  return path
+
+
+def _decoded_frames(container, path: Path) -> Iterator[av.VideoFrame]:
+  """PyAV frames of the first video stream of an open `container`, in the order the decoder emits them.
+
+  Decoding errors become ValueError naming the file and the number of frames decoded before the error.
+  """
+  if not container.streams.video:
+    raise ValueError(f"{str(path)!r} has no video stream; expected a video file (e.g. .avi, .mp4)")
+  stream = container.streams.video[0]
+  count = 0
+  try:
+    for frame in container.decode(stream):
+      yield frame
+      count += 1
+  except av.FFmpegError as error:
+    raise ValueError(f"cannot decode {str(path)!r} after {count} frames: {error}") from error
+
+
+def iter_frames(path) -> Iterator[np.ndarray]:
+  """Yields the RGB frames of the video file `path` one by one, each `uint8 [H, W, 3]`.
+
+  Every frame, in decoder order, at the original rate. FileNotFoundError for a missing path, ValueError
+  naming the file when it is a folder or cannot be opened or decoded.
+  """
+  path = _existing_path(path)
+  if path.is_dir():
+    raise ValueError(f"{str(path)!r} is a folder; use read_frame_dir (or read_video) for a folder of frames")
+  try:
+    container = av.open(str(path))
+  except av.FFmpegError as error:
+    raise ValueError(f"cannot open {str(path)!r} as a video: {error}") from error
+  with container:
+    for frame in _decoded_frames(container, path):
+      yield frame.to_ndarray(format="rgb24")
+
+
+def read_frames(path) -> np.ndarray:
+  """Decodes the video file `path` with PyAV.
+
+  Args:
+    path: a video file (str or path-like).
+
+  Returns:
+    `uint8 [T, H, W, 3]` RGB, every frame in decoder order at the original rate; T is the number of frames
+    actually decoded (not the header's count).
+
+  Raises:
+    FileNotFoundError: `path` does not exist.
+    ValueError: `path` is a folder, is not a video, is corrupt, holds no frames, or changes frame size.
+  """
+  frames = list(iter_frames(path))
+  if not frames:
+    raise ValueError(f"{str(path)!r} decoded to 0 frames; expected a video with at least one frame")
+  first = frames[0].shape
+  for index, frame in enumerate(frames):
+    if frame.shape != first:
+      raise ValueError(
+          f"{str(path)!r} changes frame size at frame {index}: {frame.shape} after {first}; "
+          "expected one size for the whole video")
+  return np.stack(frames)
+
+
+def natural_key(name: str) -> tuple:
+  """Sort key that orders digit runs as integers, so `frame_2` comes before `frame_10`.
+
+  `re.split` with a capturing group alternates text (even positions) and digits (odd positions), so keys
+  of two names always compare text with text and int with int. The name itself breaks ties such as
+  `frame_01` / `frame_1`.
+  """
+  parts = re.split(r"(\d+)", name)
+  return tuple(int(part) if i % 2 else part for i, part in enumerate(parts)) + (name,)
+
+
+def _read_image_rgb(path: Path) -> np.ndarray:
+  """One image file as `uint8 [H, W, 3]` RGB (grey, palette and alpha images converted); ValueError naming it."""
+  try:
+    with Image.open(path) as image:
+      return np.asarray(image.convert("RGB"), dtype=np.uint8)
+  except (OSError, ValueError) as error:
+    # PIL.UnidentifiedImageError and truncated-file errors are both OSError subclasses.
+    raise ValueError(f"cannot read frame image {str(path)!r}: {error}") from error
+
+
+def read_frame_dir(path) -> np.ndarray:
+  """Reads a folder of frame images (.jpg, .jpeg, .png, .bmp; other files ignored) in natural order.
+
+  Args:
+    path: a folder such as `frame_1.jpg, frame_2.jpg, ..., frame_10.jpg`.
+
+  Returns:
+    `uint8 [T, H, W, 3]` RGB, frames sorted by `natural_key` of their file names.
+
+  Raises:
+    FileNotFoundError: `path` does not exist.
+    ValueError: `path` is not a folder, holds no frame images, an image cannot be read, or the frames
+      differ in size (the message names the file).
+  """
+  path = _existing_path(path)
+  if not path.is_dir():
+    raise ValueError(f"{str(path)!r} is not a folder; use read_frames (or read_video) for a video file")
+  files = sorted(
+      (p for p in path.iterdir() if p.is_file() and p.suffix.lower() in FRAME_SUFFIXES),
+      key=lambda p: natural_key(p.name))
+  if not files:
+    raise ValueError(f"folder {str(path)!r} holds no frame images; expected files ending in {FRAME_SUFFIXES}")
+  frames = []
+  for file in files:
+    frame = _read_image_rgb(file)
+    if frames and frame.shape != frames[0].shape:
+      raise ValueError(
+          f"frame {str(file)!r} has size {frame.shape[:2]} (H, W) but {str(files[0])!r} has "
+          f"{frames[0].shape[:2]}; expected every frame of a folder to have the same size")
+    frames.append(frame)
+  return np.stack(frames)
+
+
+def read_video(path) -> np.ndarray:
+  """`uint8 [T, H, W, 3]` RGB frames of a video file (`read_frames`) or a frame folder (`read_frame_dir`)."""
+  path = _existing_path(path)
+  return read_frame_dir(path) if path.is_dir() else read_frames(path)

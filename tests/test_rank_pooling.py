@@ -1,0 +1,403 @@
+"""Exact rank pooling (VideoDarwin SVR and the RankSVM of eq. (1)) against scikit-learn, scipy and a real
+dynamic image, plus its gradients, padding, errors and the pairwise ranking accuracy of Table 2."""
+
+import re
+from pathlib import Path
+
+import av
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from PIL import Image
+from scipy.optimize import minimize
+from sklearn.svm import LinearSVR
+
+from arp_jax.pooling import rank_pooling as solvers  # private solvers: iteration counts, duality gaps
+from arp_jax.pooling.rank_pooling import rank_pool, ranking_accuracy
+
+DATA = Path(__file__).parent / "data"
+UCF101_CLIP = DATA / "clips" / "ucf101" / "v_ApplyEyeMakeup_g01_c01.avi"
+WILLPRICE = DATA / "dynamic_images" / "willprice_rankpool_213160"
+WINDOW = 10
+
+
+# ------------------------------------------------------------------------------- float64 references
+
+
+def reference_frame_vectors(frames, time_varying_mean=True, ssr=True, normalize=True):
+  """VideoDarwin preprocessing in float64 NumPy. frames: [T, D] -> [T, D]."""
+  x = np.asarray(frames, np.float64)
+  if time_varying_mean:
+    x = np.cumsum(x, axis=0) / np.arange(1, len(x) + 1)[:, None]
+  if ssr:
+    x = np.sign(x) * np.sqrt(np.abs(x))
+  if normalize:
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    x = x / np.where(norms == 0, 1.0, norms)
+  return x
+
+
+def sklearn_rank_pool(frames, C, **preprocessing):
+  """VideoDarwin's SVR (liblinear -s 11) fitted to convergence in float64. frames: [T, D] -> [D]."""
+  x = reference_frame_vectors(frames, **preprocessing)
+  svr = LinearSVR(C=C, epsilon=0.1, loss="squared_epsilon_insensitive", fit_intercept=False, dual=False,
+                  tol=1e-10, max_iter=100_000)
+  return svr.fit(x, np.arange(1, len(x) + 1, dtype=np.float64)).coef_
+
+
+def scipy_ranksvm(x, C):
+  """Eq. (1) by brute force: the primal with slack variables, E = lambda/2 |d|^2 + c sum xi, by SLSQP in
+  float64. x: [T, D] already preprocessed -> d [D]."""
+  T, D = x.shape
+  pairs = [(q, t) for q in range(T) for t in range(q)]
+  differences = np.stack([x[q] - x[t] for q, t in pairs])
+  P, c = len(pairs), 2.0 / (T * (T - 1))
+  objective = lambda v: 0.5 / C * v[:D] @ v[:D] + c * v[D:].sum()
+  gradient = lambda v: np.concatenate([v[:D] / C, np.full(P, c)])
+  constraints = [
+      {"type": "ineq", "fun": lambda v: v[D:] - 1 + differences @ v[:D],
+       "jac": lambda v: np.hstack([differences, np.eye(P)])},
+      {"type": "ineq", "fun": lambda v: v[D:], "jac": lambda v: np.hstack([np.zeros((P, D)), np.eye(P)])},
+  ]
+  start = np.concatenate([np.zeros(D), np.ones(P)])
+  result = minimize(objective, start, jac=gradient, constraints=constraints, method="SLSQP",
+                    options={"ftol": 1e-15, "maxiter": 1000})
+  assert result.success, result.message
+  return result.x[:D]
+
+
+def relative_error(a, b):
+  return np.linalg.norm(np.asarray(a, np.float64) - b) / np.linalg.norm(b)
+
+
+def to_uint8_image(x):
+  """Display convention of REFERENCE.md: min-max over the whole array to 0..255, rounded."""
+  x = np.asarray(x, np.float64)
+  return np.round(255 * (x - x.min()) / (x.max() - x.min())).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def clip_windows():
+  """float32 [3, 10, 3600] (0..255): three 10-frame windows of the UCF101 clip at 1/8 resolution (30x40x3).
+
+  Most tests pool exactly this array, so that they share one compiled program per configuration.
+  """
+  frames = np.stack([f.to_ndarray(format="rgb24") for f in av.open(str(UCF101_CLIP)).decode(video=0)])
+  frames = frames[:, ::8, ::8].reshape(len(frames), -1)
+  return np.stack([frames[start:start + WINDOW] for start in (0, 60, 120)]).astype(np.float32)
+
+
+# --------------------------------------------------------------------------- SVR against scikit-learn
+
+
+@pytest.mark.parametrize("C", [1.0, 10.0])
+def test_matches_sklearn_linear_svr(clip_windows, C):
+  pooled = rank_pool(clip_windows, C)
+  assert pooled.dtype == jnp.float32 and pooled.shape == (3, clip_windows.shape[-1])
+  for window, weights in zip(clip_windows, np.asarray(pooled)):
+    assert relative_error(weights, sklearn_rank_pool(window, C)) <= 1e-4
+
+
+def test_forward_backward_fits_the_reversed_sequence(clip_windows):
+  D = clip_windows.shape[-1]
+  pooled = np.asarray(rank_pool(clip_windows, 10.0, forward_backward=True))
+  assert pooled.shape == (3, 2 * D)
+  for window, weights in zip(clip_windows, pooled):
+    assert relative_error(weights[:D], sklearn_rank_pool(window, 10.0)) <= 1e-4
+    assert relative_error(weights[D:], sklearn_rank_pool(window[::-1], 10.0)) <= 1e-4
+
+
+@pytest.mark.parametrize("switch", ["time_varying_mean", "nonlinearity", "normalize"])
+def test_each_preprocessing_step_switched_off(clip_windows, switch):
+  window = clip_windows[2]
+  reference = {"time_varying_mean": True, "ssr": True, "normalize": True}
+  options = {switch: None if switch == "nonlinearity" else False}
+  reference["ssr" if switch == "nonlinearity" else switch] = False
+  if switch == "normalize":
+    # Without normalisation K = G scales with the pixel values; scale them so that |z_t| ~ 1 and the SVR
+    # stays well conditioned in float32.
+    window = window / (255.0 * window.shape[-1])
+  pooled = rank_pool(window, 1.0, **options)
+  assert relative_error(pooled, sklearn_rank_pool(window, 1.0, **reference)) <= 1e-4
+
+
+def test_newton_converges_in_a_few_iterations(clip_windows):
+  vectors = np.stack([reference_frame_vectors(w) for w in clip_windows])
+  kernels = vectors @ np.swapaxes(vectors, 1, 2)
+  labels = np.arange(1.0, WINDOW + 1)
+  newton = jax.jit(jax.vmap(solvers._svr_newton, in_axes=(0, None, None, None, None, None)))
+  for C in (1.0, 10.0):
+    beta, iterations = newton(kernels.astype(np.float32), labels.astype(np.float32), C, 0.1, 100, 1e-6)
+    assert np.all((1 <= np.asarray(iterations)) & (np.asarray(iterations) <= 6))
+    # The fixed point beta = 2C soft(y - K beta, epsilon) holds.
+    residual = labels - np.einsum("bts,bs->bt", kernels, np.asarray(beta, np.float64))
+    soft = np.sign(residual) * np.maximum(np.abs(residual) - 0.1, 0)
+    np.testing.assert_allclose(np.asarray(beta), 2 * C * soft, rtol=0, atol=1e-4 * C * WINDOW)
+
+
+def test_input_dtype_and_pixel_scale(clip_windows):
+  expected = np.asarray(rank_pool(clip_windows))
+  np.testing.assert_array_equal(rank_pool(clip_windows.astype(np.uint8)), expected)
+  # bfloat16 holds these integer pixel values exactly.
+  np.testing.assert_array_equal(rank_pool(clip_windows.astype(jnp.bfloat16)), expected)
+  # With per-frame normalisation the pixel scale cancels: the signed square root is homogeneous.
+  assert relative_error(rank_pool(clip_windows / np.float32(255)), expected) <= 1e-5
+
+
+def test_jit_and_vmap_match_the_batched_call(clip_windows):
+  expected = np.asarray(rank_pool(clip_windows, 10.0, forward_backward=True))
+  jitted = jax.jit(lambda f: rank_pool(f, 10.0, forward_backward=True))
+  np.testing.assert_allclose(jitted(clip_windows), expected, rtol=1e-5, atol=1e-6)
+  mapped = jax.vmap(lambda f: rank_pool(f, 10.0, forward_backward=True))
+  np.testing.assert_allclose(mapped(clip_windows), expected, rtol=1e-5, atol=1e-6)
+
+
+# ------------------------------------------------------------------------------------- padded batches
+
+
+@pytest.mark.parametrize("objective", ["svr", "ranksvm"])
+def test_padded_batch_equals_each_sequence_alone(clip_windows, objective):
+  lengths = np.array([10, 4, 4])
+  padded = clip_windows.copy()
+  for i, length in enumerate(lengths):
+    padded[i, length:] = np.nan  # garbage past the end must not leak
+  # forward_backward: the backward half checks that the reversal stays within each valid length.
+  pooled = np.asarray(rank_pool(padded, 10.0, objective=objective, forward_backward=True, lengths=lengths))
+  assert np.isfinite(pooled).all()
+  alone = np.concatenate([
+      rank_pool(clip_windows, 10.0, objective=objective, forward_backward=True)[:1],
+      rank_pool(clip_windows[1:, :4], 10.0, objective=objective, forward_backward=True)])
+  for i in range(3):
+    # Equal up to float32 summation order (the batched and single Gram matrices sum differently), which
+    # 2C amplifies.
+    assert relative_error(pooled[i], alone[i].astype(np.float64)) <= 1e-4
+  if objective == "svr":
+    D = clip_windows.shape[-1]
+    assert relative_error(pooled[2, :D], sklearn_rank_pool(clip_windows[2, :4], 10.0)) <= 1e-4
+    assert relative_error(pooled[2, D:], sklearn_rank_pool(clip_windows[2, 3::-1], 10.0)) <= 1e-4
+
+
+def test_padded_frames_get_no_gradient(clip_windows):
+  padded = clip_windows[:2, :, :50].copy()
+  padded[1, 6:] = np.nan
+  # A zero first frame: its running mean is a zero vector, where the signed square root and the
+  # normalisation must not produce NaN gradients either.
+  padded[0, 0] = 0.0
+  lengths = np.array([10, 6])
+  grad = jax.grad(lambda f: jnp.sum(rank_pool(f, lengths=lengths, forward_backward=True) ** 2))(padded)
+  grad = np.asarray(grad)
+  assert np.isfinite(grad).all()
+  assert not grad[1, 6:].any() and grad[1, :6].any()
+
+
+# ------------------------------------------------------------------------------------------ edge cases
+
+
+def test_single_frame_is_the_closed_form_svr_solution():
+  frame = np.array([[3.0, 4.0]], np.float32)  # time-varying mean = itself; ssr then normalise
+  x = np.sign(frame[0]) * np.sqrt(np.abs(frame[0]))
+  x = x / np.linalg.norm(x)
+  for C in (1.0, 10.0):  # one compiled program: C is not static
+    expected = 2 * C * (1 - 0.1) / (1 + 2 * C) * x
+    np.testing.assert_allclose(rank_pool(frame, C), expected, rtol=1e-6)
+    assert relative_error(rank_pool(frame, C), sklearn_rank_pool(frame, C)) <= 1e-6
+  np.testing.assert_array_equal(rank_pool(frame, objective="ranksvm"), [0.0, 0.0])
+
+
+def test_zero_frames_stay_zero_not_nan():
+  frames = np.zeros((1, 2, 5, 6), np.float32)
+  # Sequence 1: a zero first frame among others; its running mean is zero and the vector stays zero.
+  frames[0, 1, 1:] = np.arange(24, dtype=np.float32).reshape(4, 6)
+  for objective in ("svr", "ranksvm"):
+    pooled = np.asarray(rank_pool(frames, objective=objective))
+    np.testing.assert_array_equal(pooled[0, 0], np.zeros(6))
+    assert np.isfinite(pooled[0, 1]).all() and pooled[0, 1].any()
+  assert relative_error(rank_pool(frames)[0, 1], sklearn_rank_pool(frames[0, 1], 1.0)) <= 1e-4
+
+
+def test_nan_frame_gives_nan_result():
+  # Two leading batch axes.
+  frames = np.random.default_rng(0).uniform(0, 255, (1, 2, 5, 6)).astype(np.float32)
+  frames[0, 0, 3, 2] = np.nan
+  for objective in ("svr", "ranksvm"):
+    pooled = np.asarray(rank_pool(frames, objective=objective))
+    assert pooled.shape == (1, 2, 6)
+    assert np.isnan(pooled[0, 0]).all()
+    assert np.isfinite(pooled[0, 1]).all()
+  # Masked by lengths, the same NaN is ignored.
+  assert np.isfinite(rank_pool(frames, lengths=np.array([[3, 5]]))).all()
+
+
+# -------------------------------------------------------------------------------------------- gradients
+
+
+def test_svr_gradient_matches_central_differences_of_the_float64_reference():
+  rng = np.random.default_rng(0)
+  x = rng.uniform(0.5, 2.0, (6, 8))
+  probe = rng.normal(size=8)
+  for C in (1.0, 10.0):
+    grad = np.asarray(jax.grad(lambda f: jnp.vdot(rank_pool(f, C), probe))(x.astype(np.float32)))
+    for _ in range(2):  # directional derivatives along random directions
+      direction = rng.normal(size=x.shape)
+      h = 1e-5
+      numeric = (sklearn_rank_pool(x + h * direction, C) - sklearn_rank_pool(x - h * direction, C)) @ probe
+      numeric /= 2 * h
+      np.testing.assert_allclose(np.sum(grad * direction), numeric, rtol=1e-3, atol=1e-3)
+
+
+def test_ranksvm_gradient_matches_central_differences_of_the_float64_reference():
+  rng = np.random.default_rng(0)
+  x = rng.uniform(0.5, 2.0, (5, 6))
+  probe = rng.normal(size=6)
+  C = 100.0  # large enough that some pairs are free (0 < multiplier < c), so the free-set path is used
+  grad = np.asarray(jax.grad(lambda f: jnp.vdot(rank_pool(f, C, objective="ranksvm"), probe))(
+      x.astype(np.float32)))
+  reference = lambda f: scipy_ranksvm(reference_frame_vectors(f), C) @ probe
+  for _ in range(3):
+    direction = rng.normal(size=x.shape)
+    h = 1e-4
+    numeric = (reference(x + h * direction) - reference(x - h * direction)) / (2 * h)
+    np.testing.assert_allclose(np.sum(grad * direction), numeric, rtol=1e-3, atol=1e-3)
+
+
+# ---------------------------------------------------------------------------------------------- RankSVM
+
+
+@pytest.mark.parametrize("C", [1.0, 100.0])
+def test_ranksvm_matches_brute_force_primal(C):
+  x = np.random.default_rng(1).uniform(0.0, 1.0, (5, 6))
+  pooled = rank_pool(x, C, objective="ranksvm", tol=1e-7, max_iter=1000)
+  assert relative_error(pooled, scipy_ranksvm(reference_frame_vectors(x), C)) <= 1e-4
+
+
+def test_ranksvm_duality_gap_and_kkt_conditions():
+  x = reference_frame_vectors(np.random.default_rng(2).uniform(0.0, 1.0, (6, 8))).astype(np.float32)
+  T, C = 6, 100.0
+  multipliers, gap, steps = solvers._ranksvm_fista(jnp.asarray(x @ x.T), jnp.ones(T, bool), C, 10_000, 1e-6)
+  multipliers = np.asarray(multipliers, np.float64)
+  c = 2.0 / (T * (T - 1))
+  u = multipliers.sum(1) - multipliers.sum(0)
+  d = C * x.T.astype(np.float64) @ u
+  scores = x.astype(np.float64) @ d
+  primal = 0.5 / C * d @ d + c * sum(max(0.0, 1 - scores[q] + scores[t]) for q in range(T) for t in range(q))
+  assert 0 < int(steps) < 10_000
+  assert float(gap) <= 1e-6 * primal
+  for q in range(T):
+    for t in range(q):
+      margin, a = scores[q] - scores[t], multipliers[q, t] / c
+      assert -1e-6 <= a <= 1 + 1e-6
+      if a < 1e-3:
+        assert margin >= 1 - 1e-3   # inactive pair: satisfied
+      elif a > 1 - 1e-3:
+        assert margin <= 1 + 1e-3   # at the bound: violated or on the margin
+      else:
+        assert abs(margin - 1) <= 1e-3  # free pair: exactly on the margin
+  np.testing.assert_array_equal(np.triu(multipliers), 0)
+
+
+def test_ranksvm_orders_real_frames(clip_windows):
+  D = clip_windows.shape[-1]
+  pooled = rank_pool(clip_windows, 10.0, objective="ranksvm", forward_backward=True)
+  vectors = np.stack([reference_frame_vectors(w) for w in clip_windows]).astype(np.float32)
+  assert np.all(np.asarray(ranking_accuracy(pooled[:, :D], vectors)) >= 0.8)
+
+
+# ----------------------------------------------------------------------------------- ranking accuracy
+
+
+def test_ranking_accuracy_counts_ordered_pairs():
+  features = np.zeros((2, 4, 3), np.float32)
+  features[0, :, 0] = [0, 1, 2, 3]   # perfectly ordered by d = e_0
+  features[1, :, 0] = [0, 2, 1, 3]   # one pair (2 > 1) out of 6 inverted
+  d = np.array([1.0, 0, 0], np.float32)
+  np.testing.assert_allclose(ranking_accuracy(d, features), [1.0, 5 / 6])
+  np.testing.assert_allclose(ranking_accuracy(-d, features), [0.0, 1 / 6])
+  # Only pairs of valid frames count: garbage past the end is ignored.
+  features[1, 3] = np.nan
+  np.testing.assert_allclose(ranking_accuracy(np.stack([d, d]), features, lengths=np.array([4, 3])),
+                             [1.0, 2 / 3])
+  assert jax.jit(ranking_accuracy)(d, features[:1]).dtype == jnp.float32
+
+
+def test_ranking_accuracy_of_svr_pooling_is_high(clip_windows):
+  vectors = np.stack([reference_frame_vectors(w) for w in clip_windows]).astype(np.float32)
+  accuracy = np.asarray(ranking_accuracy(rank_pool(clip_windows, 1.0), vectors))
+  assert accuracy.shape == (3,) and np.all(accuracy >= 0.9)
+
+
+def test_ranking_accuracy_errors():
+  with pytest.raises(ValueError, match="T >= 2"):
+    ranking_accuracy(np.ones(3), np.ones((1, 3)))
+  with pytest.raises(ValueError, match="must match"):
+    ranking_accuracy(np.ones(4), np.ones((5, 3)))
+  with pytest.raises(ValueError, match="broadcast"):
+    ranking_accuracy(np.ones((2, 3)), np.ones((3, 5, 3)))
+
+
+# ---------------------------------------------------------------------------------------------- errors
+
+
+def test_bad_inputs_raise_clear_errors():
+  frames = np.ones((2, 5, 6), np.float32)
+  with pytest.raises(ValueError, match=r"expected \[..., T, D\]"):
+    rank_pool(np.ones(5, np.float32))
+  with pytest.raises(ValueError, match="no frames"):
+    rank_pool(np.ones((0, 6), np.float32))
+  with pytest.raises(TypeError, match="dtype bool"):
+    rank_pool(np.ones((5, 6), bool))
+  with pytest.raises(TypeError, match="NumPy or JAX array"):
+    rank_pool([[1.0, 2.0]])
+  with pytest.raises(ValueError, match="objective"):
+    rank_pool(frames, objective="svm")
+  with pytest.raises(ValueError, match="nonlinearity"):
+    rank_pool(frames, nonlinearity="tanh")
+  for bad in (0.0, -1.0, float("nan"), float("inf")):
+    with pytest.raises(ValueError, match="C must be a finite positive"):
+      rank_pool(frames, C=bad)
+    with pytest.raises(ValueError, match="epsilon must be a finite positive"):
+      rank_pool(frames, epsilon=bad)
+  with pytest.raises(TypeError, match="C must be a positive number"):
+    rank_pool(frames, C="1")
+  with pytest.raises(TypeError, match="traced"):
+    jax.jit(lambda c: rank_pool(frames, C=c))(1.0)
+  with pytest.raises(ValueError, match="max_iter"):
+    rank_pool(frames, max_iter=0)
+  with pytest.raises(ValueError, match=r"lengths has shape \(3,\); expected \(2,\)"):
+    rank_pool(frames, lengths=np.array([5, 5, 5]))
+  with pytest.raises(ValueError, match=r"lengths must lie in 1..5"):
+    rank_pool(frames, lengths=np.array([5, 6]))
+  with pytest.raises(ValueError, match=r"lengths must lie in 1..5"):
+    rank_pool(frames, lengths=np.array([0, 5]))
+  with pytest.raises(TypeError, match="expected integers"):
+    rank_pool(frames, lengths=np.array([5.0, 5.0]))
+
+
+# ------------------------------------------------------------------------------- a real dynamic image
+
+
+def test_reproduces_the_willprice_exact_rank_pooling_dynamic_image():
+  """willprice/dynamic-images example 213160: 20 frames, exact RP (C = 1), saved as JPEG.
+
+  That source flattened each frame to one vector of all pixels and channels (one SVR on H*W*3 values), read
+  the JPEGs as 0..255 floats, min-max scaled the weights over the whole array and saved a JPEG. Its pixel
+  scale does not matter: the signed square root is homogeneous (degree 1/2) and the per-frame L2
+  normalisation removes any global scale. Its solver stopped early (liblinear tol 1e-3, about 0.3 % away
+  from the exact weights) and it truncated rather than rounded to uint8; both stay well inside the JPEG
+  error, so the exact solution rounded to uint8 matches it to about 2 grey levels on average.
+  """
+  paths = sorted(WILLPRICE.glob("frame_*.jpg"), key=lambda p: int(re.search(r"(\d+)", p.stem).group(1)))
+  frames = np.stack([np.asarray(Image.open(p)) for p in paths])
+  assert frames.shape == (20, 240, 428, 3)
+  T, H, W, _ = frames.shape
+  target = np.asarray(Image.open(WILLPRICE / "213160_dynamic_image.jpg")).astype(np.float64)
+
+  joint = np.asarray(rank_pool(frames.reshape(T, -1), 1.0)).reshape(H, W, 3)
+  joint_error = np.abs(to_uint8_image(joint).astype(np.float64) - target).mean()
+  assert joint_error <= 3.0
+
+  # One SVR per colour channel fits the reference worse than one on all channels.
+  per_channel = np.stack(
+      [np.asarray(rank_pool(frames[..., c].reshape(T, -1), 1.0)).reshape(H, W) for c in range(3)], -1)
+  per_channel_error = np.abs(to_uint8_image(per_channel).astype(np.float64) - target).mean()
+  assert joint_error < per_channel_error
