@@ -17,7 +17,6 @@ import argparse
 import os
 from pathlib import Path
 import sys
-import time
 
 import jax
 import jax.numpy as jnp
@@ -25,18 +24,9 @@ import numpy as np
 import optax
 
 from arp_jax.models import DynamicImageNetwork, ResNeXt, ResNeXt50_32x4d
+from timing import median_seconds  # benchmarks/timing.py
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-
-
-def median_seconds(fn, *args, repeats: int) -> float:
-  jax.block_until_ready(fn(*args))
-  times = []
-  for _ in range(repeats):
-    start = time.perf_counter()
-    jax.block_until_ready(fn(*args))
-    times.append(time.perf_counter() - start)
-  return float(np.median(times))
 
 
 def bench_train_step(batch: int, size: int, repeats: int) -> None:

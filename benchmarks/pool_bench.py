@@ -28,18 +28,9 @@ import numpy as np
 
 import arp_jax
 from data_prep.video import read_frames
+from timing import median_seconds  # benchmarks/timing.py
 
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data" / "clips"
-
-
-def median_seconds(fn, *args, repeats: int = 10) -> float:
-  jax.block_until_ready(fn(*args))  # warm-up: compilation, first-touch of buffers
-  times = []
-  for _ in range(repeats):
-    start = time.perf_counter()
-    jax.block_until_ready(fn(*args))
-    times.append(time.perf_counter() - start)
-  return float(np.median(times))
 
 
 def read_bandwidth(nbytes: int = 512 << 20) -> float:
