@@ -4,15 +4,18 @@ Every reader returns `uint8 [T, H, W, 3]` RGB frames at the original frame rate 
 at the original rate). The frame count comes from what the decoder actually produces, never from the
 container header: HMDB51 AVI files, for example, decode one frame fewer than their header claims.
 
-Decoding is split in two layers so that sampling (fps, duration) and resizing can be added without
-touching the error handling: `_decoded_frames` yields PyAV frames (which carry their timestamps and can be
-reformatted to another size), `iter_frames` turns them into arrays, and `read_frames` stacks them.
+Decoding is layered: `_decoded_frames` yields PyAV frames in decoder order (with the error handling),
+`_frame_arrays` converts them to RGB arrays, resizing in the same libswscale conversion when a short side
+is asked for, `iter_frames` yields those arrays and `read_frames` stacks them; `decode` adds the frame rate
+and duration (`Video`). Order and duration come from decoder order and the frame count, never from pts.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -49,22 +52,112 @@ def _decoded_frames(container, path: Path) -> Iterator[av.VideoFrame]:
     raise ValueError(f"cannot decode {str(path)!r} after {count} frames: {error}") from error
 
 
-def iter_frames(path) -> Iterator[np.ndarray]:
-  """Yields the RGB frames of the video file `path` one by one, each `uint8 [H, W, 3]`.
-
-  Every frame, in decoder order, at the original rate. FileNotFoundError for a missing path, ValueError
-  naming the file when it is a folder or cannot be opened or decoded.
-  """
+def _open_video(path) -> tuple[Path, av.container.InputContainer]:
+  """Opens the video file `path`: FileNotFoundError if missing, ValueError naming it for a folder or non-video."""
   path = _existing_path(path)
   if path.is_dir():
     raise ValueError(f"{str(path)!r} is a folder; use read_frame_dir (or read_video) for a folder of frames")
   try:
-    container = av.open(str(path))
+    return path, av.open(str(path))
   except av.FFmpegError as error:
     raise ValueError(f"cannot open {str(path)!r} as a video: {error}") from error
-  with container:
-    for frame in _decoded_frames(container, path):
+
+
+def resized_size(height: int, width: int, short_side: int | None) -> tuple[int, int]:
+  """(height, width) scaled so that the shorter side is `short_side`, keeping the aspect ratio.
+
+  The longer side is rounded half up (`floor(x + 0.5)`): 240x320 with short_side 128 gives 128x171
+  (320 * 128 / 240 = 170.67). None keeps the size. ValueError unless short_side is a positive int.
+  """
+  if short_side is None:
+    return height, width
+  if isinstance(short_side, bool) or not isinstance(short_side, int) or short_side <= 0:
+    raise ValueError(f"short_side is {short_side!r}; expected a positive int (e.g. 256) or None")
+  scale = short_side / min(height, width)
+  if height <= width:
+    return short_side, max(1, math.floor(width * scale + 0.5))
+  return max(1, math.floor(height * scale + 0.5)), short_side
+
+
+def _frame_arrays(frames: Iterator[av.VideoFrame], short_side: int | None) -> Iterator[np.ndarray]:
+  """RGB arrays of PyAV frames, resized by libswscale (bilinear) in the same conversion when short_side is set."""
+  for frame in frames:
+    height, width = resized_size(frame.height, frame.width, short_side)
+    if (height, width) == (frame.height, frame.width):
       yield frame.to_ndarray(format="rgb24")
+    else:
+      yield frame.to_ndarray(width=width, height=height, format="rgb24", interpolation="BILINEAR")
+
+
+def iter_frames(path, short_side: int | None = None) -> Iterator[np.ndarray]:
+  """Yields the RGB frames of the video file `path` one by one, each `uint8 [H, W, 3]`.
+
+  Every frame, in decoder order, at the original rate; with `short_side`, resized during decoding (see
+  `resized_size`). FileNotFoundError for a missing path, ValueError naming the file when it is a folder or
+  cannot be opened or decoded.
+  """
+  resized_size(1, 1, short_side)  # validate before opening the file
+  path, container = _open_video(path)
+  with container:
+    yield from _frame_arrays(_decoded_frames(container, path), short_side)
+
+
+def _stack_frames(frames: list[np.ndarray], path) -> np.ndarray:
+  """`uint8 [T, H, W, 3]` from decoded frames; ValueError naming `path` for no frames or a size change."""
+  if not frames:
+    raise ValueError(f"{str(path)!r} decoded to 0 frames; expected a video with at least one frame")
+  first = frames[0].shape
+  for index, frame in enumerate(frames):
+    if frame.shape != first:
+      raise ValueError(
+          f"{str(path)!r} changes frame size at frame {index}: {frame.shape} after {first}; "
+          "expected one size for the whole video")
+  return np.stack(frames)
+
+
+@dataclass(frozen=True)
+class Video:
+  """A decoded video.
+
+  Attributes:
+    frames: `uint8 [T, H, W, 3]` RGB, every frame in decoder order.
+    fps: frames per second, the stream's average frame rate.
+    duration: seconds, `T / fps` from the decoded frame count (not from timestamps or the header).
+  """
+  frames: np.ndarray
+  fps: float
+  duration: float
+
+
+def decode(path, short_side: int | None = None) -> Video:
+  """Decodes the video file `path` with PyAV into frames, frame rate and duration.
+
+  Ordering and duration come from decoder order and the decoded frame count, never from pts: AVI files
+  with packed B-frames (UCF101, HMDB51) carry shuffled pts.
+
+  Args:
+    path: a video file (str or path-like).
+    short_side: if set, every frame is resized during decoding so that its shorter side is `short_side`
+      (aspect ratio kept, see `resized_size`); None keeps the original size.
+
+  Returns:
+    `Video(frames uint8 [T, H, W, 3], fps, duration = T / fps)`.
+
+  Raises:
+    FileNotFoundError: `path` does not exist.
+    ValueError: `path` is a folder, is not a video, is corrupt, holds no frames, changes frame size, has
+      no usable frame rate, or `short_side` is not a positive int.
+  """
+  resized_size(1, 1, short_side)
+  path, container = _open_video(path)
+  with container:
+    frames = list(_frame_arrays(_decoded_frames(container, path), short_side))
+    rate = container.streams.video[0].average_rate or container.streams.video[0].guessed_rate
+  if not rate or float(rate) <= 0:
+    raise ValueError(f"{str(path)!r} has no frame rate in its video stream; expected a positive fps")
+  frames = _stack_frames(frames, path)
+  fps = float(rate)
+  return Video(frames=frames, fps=fps, duration=frames.shape[0] / fps)
 
 
 def read_frames(path) -> np.ndarray:
@@ -81,16 +174,7 @@ def read_frames(path) -> np.ndarray:
     FileNotFoundError: `path` does not exist.
     ValueError: `path` is a folder, is not a video, is corrupt, holds no frames, or changes frame size.
   """
-  frames = list(iter_frames(path))
-  if not frames:
-    raise ValueError(f"{str(path)!r} decoded to 0 frames; expected a video with at least one frame")
-  first = frames[0].shape
-  for index, frame in enumerate(frames):
-    if frame.shape != first:
-      raise ValueError(
-          f"{str(path)!r} changes frame size at frame {index}: {frame.shape} after {first}; "
-          "expected one size for the whole video")
-  return np.stack(frames)
+  return _stack_frames(list(iter_frames(path)), path)
 
 
 def natural_key(name: str) -> tuple:

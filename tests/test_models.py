@@ -9,6 +9,7 @@ Parity with PyTorch on the full ResNeXt-50 and CaffeNet is in test_weights.py.
 import functools
 
 import jax
+from jax import lax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -221,3 +222,21 @@ def test_local_response_norm_is_caffes():
   torch_out = lrn(torch.from_numpy(x).permute(0, 3, 1, 2)).permute(0, 2, 3, 1).numpy()
   np.testing.assert_allclose(torch_out, want, rtol=1e-5)
   assert layers.local_response_norm(jnp.asarray(x, jnp.bfloat16)).dtype == jnp.bfloat16
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_grouped_conv_gradient_equals_xlas(stride):
+  # On the CPU the backward pass of ResNeXt's grouped 3x3 convolution is computed differently from the
+  # forward (layers.grouped_conv3x3): both must be the derivative of lax.conv_general_dilated.
+  rng = np.random.default_rng(stride)
+  x = jnp.asarray(rng.normal(size=(2, 9, 9, 16)), jnp.float32)
+  kernel = jnp.asarray(rng.normal(size=(3, 3, 4, 24)), jnp.float32)
+  reference = lambda x, k: lax.conv_general_dilated(
+      x, k, (stride, stride), ((1, 1), (1, 1)), dimension_numbers=("NHWC", "HWIO", "NHWC"),
+      feature_group_count=4)
+  cotangent = jnp.asarray(rng.normal(size=reference(x, kernel).shape), jnp.float32)
+  ours = lambda x, k: layers.grouped_conv3x3(x, k, stride, 4)
+  np.testing.assert_array_equal(ours(x, kernel), reference(x, kernel))
+  for got, want in zip(jax.grad(lambda x, k: jnp.sum(ours(x, k) * cotangent), (0, 1))(x, kernel),
+                       jax.grad(lambda x, k: jnp.sum(reference(x, k) * cotangent), (0, 1))(x, kernel)):
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * float(jnp.abs(want).max()))

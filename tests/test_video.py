@@ -172,3 +172,62 @@ def test_readers_reject_the_wrong_kind_of_path(tmp_path):
     video.read_frames(tmp_path)
   with pytest.raises(ValueError, match="not a folder"):
     video.read_frame_dir(UCF_CLIP)
+
+
+def test_decode_fps_duration_and_frames():
+  decoded = video.decode(UCF_CLIP)
+  assert decoded.fps == 25.0
+  assert decoded.duration == pytest.approx(164 / 25)
+  np.testing.assert_array_equal(decoded.frames, video.read_frames(UCF_CLIP))
+
+
+def test_decode_hmdb51_duration_uses_decoded_count():
+  path = HMDB_CLIPS[0]
+  decoded = video.decode(path)
+  assert decoded.fps == pytest.approx(30.0)
+  assert decoded.duration == pytest.approx(decoded.frames.shape[0] / decoded.fps)
+  assert decoded.frames.shape[0] == _header_frame_count(path) - 1
+
+
+def test_decode_short_side_resizes_during_decoding():
+  decoded = video.decode(UCF_CLIP, short_side=128)
+  # 320 * 128 / 240 = 170.67, rounded half up to 171.
+  assert decoded.frames.shape == (164, 128, 171, 3) and decoded.frames.dtype == np.uint8
+  assert decoded.fps == 25.0 and decoded.duration == pytest.approx(164 / 25)
+  # Same picture as resizing the full-size frame afterwards (different resamplers: loose tolerance).
+  full = video.read_frames(UCF_CLIP)[10]
+  resized = np.asarray(Image.fromarray(full).resize((171, 128), Image.BILINEAR), dtype=np.float32)
+  assert np.abs(decoded.frames[10].astype(np.float32) - resized).mean() < 3.0
+
+
+def test_resized_size_rounding_and_orientation():
+  assert video.resized_size(240, 320, None) == (240, 320)
+  assert video.resized_size(240, 320, 128) == (128, 171)
+  assert video.resized_size(240, 320, 256) == (256, 341)  # 341.33
+  assert video.resized_size(240, 424, 256) == (256, 452)  # 452.27
+  assert video.resized_size(320, 240, 128) == (171, 128)  # portrait: width is the short side
+  assert video.resized_size(4, 3, 2) == (3, 2)  # 2.67 -> 3; 3 * 2 / 3 = 2 exactly
+  assert video.resized_size(2, 3, 1) == (1, 2)  # 1.5 rounds half up to 2
+
+
+@pytest.mark.parametrize("short_side", [0, -5, 1.5, True])
+def test_decode_rejects_bad_short_side(short_side):
+  with pytest.raises(ValueError, match="short_side"):
+    video.decode(UCF_CLIP, short_side=short_side)
+
+
+def test_decode_errors(tmp_path):
+  with pytest.raises(FileNotFoundError, match="nope.avi"):
+    video.decode(tmp_path / "nope.avi")
+  with pytest.raises(ValueError, match="folder"):
+    video.decode(tmp_path)
+  corrupt = tmp_path / "corrupt.avi"
+  corrupt.write_bytes(np.random.default_rng(1).bytes(4096))
+  with pytest.raises(ValueError, match="corrupt.avi"):
+    video.decode(corrupt)
+
+
+def test_iter_frames_short_side():
+  it = video.iter_frames(UCF_CLIP, short_side=120)
+  assert next(it).shape == (120, 160, 3)
+  it.close()

@@ -34,7 +34,7 @@ def _conv(features: int, kernel: int, stride: int, groups: int, dtype, name: str
   pad = kernel // 2
   return nn.Conv(features, (kernel, kernel), strides=(stride, stride), padding=((pad, pad), (pad, pad)),
                  feature_group_count=groups, use_bias=False, dtype=dtype, param_dtype=jnp.float32,
-                 kernel_init=_conv_init, name=name)
+                 kernel_init=_conv_init, conv_general_dilated=layers.conv_general_dilated, name=name)
 
 
 def _batch_norm(train: bool, dtype, name: str) -> nn.BatchNorm:
