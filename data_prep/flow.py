@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from data_prep.video import natural_key
+from data_prep.video import natural_key, read_image
 
 # The paper's clipping bound in pixels (REFERENCE.md, "Data").
 DEFAULT_BOUND = 20.0
@@ -176,14 +176,6 @@ def write_flow_jpegs(flow_q, directory, start: int = 1) -> list[Path]:
   return paths
 
 
-def _read_grey(path: Path) -> np.ndarray:
-  try:
-    with Image.open(path) as image:
-      return np.asarray(image.convert("L"), dtype=np.uint8)
-  except (OSError, ValueError) as error:
-    raise ValueError(f"cannot read flow image {str(path)!r}: {error}") from error
-
-
 def read_flow_jpegs(directory) -> np.ndarray:
   """Reads `x_*.jpg` / `y_*.jpg` pairs of a folder in natural order of their numbers.
 
@@ -217,7 +209,7 @@ def read_flow_jpegs(directory) -> np.ndarray:
   pairs = []
   for suffix in sorted(xs, key=natural_key):
     x_path, y_path = directory / xs[suffix], directory / ys[suffix]
-    u, v = _read_grey(x_path), _read_grey(y_path)
+    u, v = read_image(x_path, "L"), read_image(y_path, "L")
     if u.shape != v.shape:
       raise ValueError(
           f"{str(y_path)!r} has size {v.shape} (H, W) but {str(x_path)!r} has {u.shape}; "

@@ -188,14 +188,15 @@ def natural_key(name: str) -> tuple:
   return tuple(int(part) if i % 2 else part for i, part in enumerate(parts)) + (name,)
 
 
-def _read_image_rgb(path: Path) -> np.ndarray:
-  """One image file as `uint8 [H, W, 3]` RGB (grey, palette and alpha images converted); ValueError naming it."""
+def read_image(path, mode: str = "RGB") -> np.ndarray:
+  """One image file as uint8, converted to the PIL `mode`: "RGB" gives [H, W, 3] (grey, palette and alpha
+  images converted), "L" gives grey [H, W]. ValueError naming the file when it cannot be read."""
   try:
     with Image.open(path) as image:
-      return np.asarray(image.convert("RGB"), dtype=np.uint8)
+      return np.asarray(image.convert(mode), dtype=np.uint8)
   except (OSError, ValueError) as error:
     # PIL.UnidentifiedImageError and truncated-file errors are both OSError subclasses.
-    raise ValueError(f"cannot read frame image {str(path)!r}: {error}") from error
+    raise ValueError(f"cannot read image {str(path)!r}: {error}") from error
 
 
 def read_frame_dir(path) -> np.ndarray:
@@ -222,7 +223,7 @@ def read_frame_dir(path) -> np.ndarray:
     raise ValueError(f"folder {str(path)!r} holds no frame images; expected files ending in {FRAME_SUFFIXES}")
   frames = []
   for file in files:
-    frame = _read_image_rgb(file)
+    frame = read_image(file)
     if frames and frame.shape != frames[0].shape:
       raise ValueError(
           f"frame {str(file)!r} has size {frame.shape[:2]} (H, W) but {str(files[0])!r} has "
