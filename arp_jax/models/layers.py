@@ -146,16 +146,17 @@ def pointwise_conv(x, kernel, stride: int):
 
 def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,
                          dimension_numbers=None, feature_group_count=1, **kwargs):
-  """`lax.conv_general_dilated` for `nn.Conv(conv_general_dilated=...)` (NHWC input, HWIO kernel). On the
-  CPU it sends ResNeXt's 3x3 grouped convolutions (padding 1) to `grouped_conv3x3` and its 1x1
-  convolutions to `pointwise_conv`; the results are the same, only faster to differentiate there."""
+  """`lax.conv_general_dilated` for `nn.Conv(conv_general_dilated=...)` (NHWC input, HWIO kernel). It
+  sends ResNeXt's 3x3 grouped convolutions (padding 1) to `grouped_conv3x3`, which picks its backward pass
+  by backend, and, on the CPU, its 1x1 convolutions to `pointwise_conv`; the results are the same, only
+  faster to differentiate there."""
   dilated = any(d != 1 for d in (lhs_dilation or ()) + (rhs_dilation or ()))
   padding = tuple(map(tuple, padding)) if not isinstance(padding, str) else padding
-  square = window_strides[0] == window_strides[1]
-  if jax.default_backend() == "cpu" and square and not dilated:
+  if window_strides[0] == window_strides[1] and not dilated:
     if feature_group_count > 1 and rhs.shape[:2] == (3, 3) and padding == ((1, 1), (1, 1)):
       return grouped_conv3x3(lhs, rhs, window_strides[0], feature_group_count)
-    if feature_group_count == 1 and rhs.shape[:2] == (1, 1) and padding == ((0, 0), (0, 0)):
+    if (jax.default_backend() == "cpu" and feature_group_count == 1 and rhs.shape[:2] == (1, 1)
+        and padding == ((0, 0), (0, 0))):
       return pointwise_conv(lhs, rhs, window_strides[0])
   return lax.conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation,
                                   dimension_numbers, feature_group_count, **kwargs)
