@@ -1,1 +1,2 @@
-"""Turns videos on disk into arrays and datasets: decoding (`video`), and later flow, splits and builders."""
+"""Video archives to training-ready data: decoding, optical flow, splits, dynamic images, TFDS builders and
+the `python -m data_prep.build` command (see README.md, "Preparing UCF101 and HMDB51")."""

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image
 
+from data_prep.jpeg import encode_jpeg
 from data_prep.video import natural_key, read_image
 
 # The paper's clipping bound in pixels (REFERENCE.md, "Data").
@@ -37,11 +37,6 @@ FARNEBACK_PARAMS = dict(
     poly_sigma=1.2,  # Gaussian smoothing for poly_n = 5 (OpenCV's recommendation)
     flags=0,
 )
-
-# JPEG quality of written flow images. denseflow/TSN use the encoder default (OpenCV: 95); flow JPEGs are
-# smooth, so 95 keeps the round-trip error to about 1 grey level.
-JPEG_QUALITY = 95
-
 
 def _check_bound(bound) -> float:
   bound = float(bound)
@@ -171,7 +166,8 @@ def write_flow_jpegs(flow_q, directory, start: int = 1) -> list[Path]:
   for k, pair in enumerate(flow_q, start=start):
     for component, prefix in enumerate("xy"):
       path = directory / f"{prefix}_{k:05d}.jpg"
-      Image.fromarray(np.ascontiguousarray(pair[..., component]), mode="L").save(path, quality=JPEG_QUALITY)
+      # Quality 95 (the denseflow/TSN default): flow JPEGs are smooth, so a round trip moves ~1 grey level.
+      path.write_bytes(encode_jpeg(pair[..., component]))
       paths.append(path)
   return paths
 

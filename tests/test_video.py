@@ -1,5 +1,6 @@
 """Tests for data_prep.video on the real clips in tests/data/clips (see tests/data/SOURCES.md)."""
 
+import hashlib
 from pathlib import Path
 
 import av
@@ -50,7 +51,20 @@ def test_hmdb51_measured_counts():
   counts = {p.name: video.read_frames(p).shape for p in HMDB_CLIPS}
   assert counts == {
       "6arrowswithin30seconds_shoot_bow_f_nm_np1_fr_med_3.avi": (81, 240, 320, 3),
+      "AdvancedBoxingTechniquesandExercises_punch_u_nm_np1_ba_med_23.avi": (172, 240, 320, 3),
       "BaseballHitinSlowMotion_swing_baseball_f_nm_np1_fr_bad_0.avi": (140, 240, 424, 3),
+  }
+
+
+def test_decoded_pixels_checksums():
+  """SHA-256 of all decoded RGB frames: pins the decoder (PyAV 18.1's FFmpeg) and conversion bit for bit."""
+  checksums = {p.name: hashlib.sha256(video.read_frames(p).tobytes()).hexdigest()[:16]
+               for p in HMDB_CLIPS + [UCF_CLIP]}
+  assert checksums == {
+      "6arrowswithin30seconds_shoot_bow_f_nm_np1_fr_med_3.avi": "d018a164321743bf",
+      "AdvancedBoxingTechniquesandExercises_punch_u_nm_np1_ba_med_23.avi": "f8e28ef1f5de7a24",
+      "BaseballHitinSlowMotion_swing_baseball_f_nm_np1_fr_bad_0.avi": "607ae28323b9e392",
+      "v_ApplyEyeMakeup_g01_c01.avi": "2189d4cec6e5c7a2",
   }
 
 

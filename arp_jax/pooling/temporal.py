@@ -112,20 +112,38 @@ def pool(frames, method: str = "arp", *, axis: int = 0, window: int | None = Non
   batch, frame_shape = frames.shape[:axis], frames.shape[axis + 1:]
   x = frames.reshape((math.prod(batch), T) + frame_shape)  # free: the batch axes lead
   length = None if lengths is None else jnp.reshape(lengths, (-1,))
-  options = dict(method=method, threshold=mhi_threshold, duration=mhi_duration, channel=channel,
-                 rp_options=dict(rp_options or {}))
+  if window is not None and length is not None:
+    windows_lib.check_lengths_have_windows(length, window, stride, start, tail)
+  static = dict(method=method, window=window, stride=stride, start=start, tail=tail, channel=channel)
+  if method == "rp":  # rank_pool's options may be strings; it compiles its own solver
+    out = _pool_windows(x, length, mhi_threshold, mhi_duration, rp_options=dict(rp_options or {}), **static)
+  else:
+    out = _pool_windows_jit(x, length, mhi_threshold, mhi_duration, **static)
+  return out.reshape(batch + out.shape[1:])
 
+
+def _pool_windows(x, length, threshold, duration, *, method, window, stride, start, tail, channel,
+                  rp_options=None):
+  """Pools clips x: [M, T, ...] -> float32 [M, ...], or [M, S, ...] with windows (see `pool`)."""
+  options = dict(method=method, threshold=threshold, duration=duration, channel=channel,
+                 rp_options=rp_options or {})
   if window is None:
-    out = _pool_clips(x, length, **options)
-    return out.reshape(batch + frame_shape)
-
+    return _pool_clips(x, length, **options)
+  frame_shape = x.shape[2:]
   clips, real = windows_lib.gather_windows(x, window, stride, start, tail, length)
   count = clips.shape[1]
   out = _pool_clips(clips.reshape((-1, window) + frame_shape), None, **options)
   out = out.reshape((x.shape[0], count) + frame_shape)
   if real is not None:
     out = jnp.where(real.reshape(real.shape + (1,) * len(frame_shape)), out, 0.0)
-  return out.reshape(batch + (count,) + frame_shape)
+  return out
+
+
+# Called eagerly (a notebook's `arp_jax.pool(frames)`), the fold would dispatch one operation per frame;
+# compiled, it is one fused pass over the frames (164 frames of 240x320x3 uint8: 280 ms -> 60 ms; 10 frames:
+# 16.8 ms -> 1.5 ms, 2-core CPU). Under an outer jit this inner jit is simply inlined.
+_pool_windows_jit = jax.jit(
+    _pool_windows, static_argnames=("method", "window", "stride", "start", "tail", "channel"))
 
 
 def _pool_clips(x, length, *, method, threshold, duration, channel, rp_options):

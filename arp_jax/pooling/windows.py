@@ -91,6 +91,18 @@ def window_indices(T: int, window: int, stride: int | None = None, start: int = 
   return np.asarray(frame_indices(T, count, window, stride, start))
 
 
+def check_lengths_have_windows(lengths, window: int, stride: int, start: int, tail: str) -> None:
+  """ValueError naming the first video of int [B] `lengths` that has no window (only when concrete)."""
+  if not _checks.is_concrete(lengths):
+    return
+  for b, length in enumerate(np.asarray(lengths)):
+    if count_windows(int(length), window, stride, start, tail) == 0:
+      try:
+        num_windows(int(length), window, stride, start, tail)
+      except ValueError as error:
+        raise ValueError(f"video {b} (length {length}): {error}") from None
+
+
 def gather_windows(x, window: int, stride: int | None = None, start: int = 0, tail: str = "pad",
                    lengths=None):
   """The frames of every window of every video, for operators that need them side by side.
@@ -112,13 +124,7 @@ def gather_windows(x, window: int, stride: int | None = None, start: int = 0, ta
     num_windows(T, window, stride, start, tail)  # raises the explanatory ValueError
   if lengths is None:
     return jnp.take(x, frame_indices(T, count, window, stride, start), axis=1), None
-  if _checks.is_concrete(lengths):
-    for b, length in enumerate(np.asarray(lengths)):
-      if count_windows(int(length), window, stride, start, tail) == 0:
-        try:
-          num_windows(int(length), window, stride, start, tail)
-        except ValueError as error:
-          raise ValueError(f"video {b} (length {length}): {error}") from None
+  check_lengths_have_windows(lengths, window, stride, start, tail)
   lengths = jnp.asarray(lengths)
   indices = frame_indices(lengths, count, window, stride, start)  # [B, S, window]
   windows = jax.vmap(lambda video, index: jnp.take(video, index, axis=0))(x, indices)
