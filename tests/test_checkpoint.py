@@ -1,0 +1,53 @@
+"""Training checkpoints (arp_jax.checkpoint): state and data iterator saved together and resumed."""
+
+import grain
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from arp_jax import checkpoint
+from arp_jax.train_step import TrainState
+
+
+def _state(value: float) -> TrainState:
+  params = {"dense": {"kernel": jnp.full((3, 2), value), "bias": jnp.zeros(2)}}
+  return TrainState.create(apply_fn=None, params=params, tx=optax.sgd(0.1, momentum=0.9),
+                           batch_stats={"bn": {"mean": jnp.full((2,), value)}})
+
+
+def _iterator():
+  return iter(grain.MapDataset.range(100).shuffle(seed=3).batch(4).to_iter_dataset())
+
+
+def test_resume_gives_the_saved_state_and_the_same_batches(tmp_path):
+  state, data = _state(1.5), _iterator()
+  for _ in range(3):
+    next(data)
+  state = state.replace(step=jnp.asarray(7))
+  with checkpoint.Manager(tmp_path / "ckpt", keep=2, every=5) as manager:
+    assert manager.restore_or(_state(0.0))[1] == 0  # nothing saved yet
+    assert not manager.save(7, state, data)  # 7 is not a multiple of every=5
+    assert manager.save(7, state, data, force=True)
+    expected = [next(data) for _ in range(2)]
+
+  fresh_data = _iterator()
+  with checkpoint.Manager(tmp_path / "ckpt", keep=2, every=5) as manager:
+    restored, step = manager.restore_or(_state(0.0), fresh_data)
+  assert step == 7 and int(restored.step) == 7
+  np.testing.assert_array_equal(restored.params["dense"]["kernel"], np.full((3, 2), 1.5))
+  np.testing.assert_array_equal(restored.batch_stats["bn"]["mean"], np.full((2,), 1.5))
+  for batch in expected:
+    np.testing.assert_array_equal(next(fresh_data), batch)
+
+
+def test_keeps_the_newest_and_starts_from_scratch_without_checkpoints(tmp_path):
+  with checkpoint.Manager(tmp_path, keep=2, every=1) as manager:
+    state, step = manager.restore_or(_state(2.0))
+    assert step == 0 and float(state.params["dense"]["kernel"][0, 0]) == 2.0
+    for s in (1, 2, 3):
+      manager.save(s, _state(float(s)))
+    assert manager.latest_step == 3
+  assert sorted(int(p.name) for p in tmp_path.iterdir() if p.name.isdigit()) == [2, 3]
+  with pytest.raises(ValueError, match="keep"):
+    checkpoint.Manager(tmp_path, keep=0)
