@@ -153,8 +153,8 @@ def build_datasets(dataset: str, split: int, manual_dir, data_dir, options: Proc
     built[f"{builder.name}/{config}"] = {name: info.num_examples for name, info in builder.info.splits.items()}
 
   if beam_options:  # the Beam workers prepared the videos: read what happened from the cache
-    outcomes = [Outcome(v, "done" if cache.status(v) == "done" else "failed", cache.failure(v) or "")
-                for v in present if cache.status(v) is not None]
+    statuses = {v: cache.status(v) for v in present}
+    outcomes = [Outcome(v, status, cache.failure(v) or "") for v, status in statuses.items() if status]
   failed = {o.video: o.detail for o in outcomes if o.status == "failed"}
   failed.update({video: reason for video, reason in skipped.items() if video not in missing_set})
   report = dict(

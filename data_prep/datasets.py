@@ -76,6 +76,19 @@ def cache_for(data_dir, dataset: str, options: ProcessOptions) -> VideoCache:
   return VideoCache(Path(os.fspath(data_dir)) / CACHE_FOLDER / dataset / options.tag)
 
 
+def frames_features(label: tfds.features.ClassLabel) -> tfds.features.FeaturesDict:
+  """The features of every frames dataset (UCF101, HMDB51, synthetic_motion), so one pipeline reads all."""
+  return tfds.features.FeaturesDict({
+      "name": tfds.features.Text(),
+      "label": label,
+      "fps": tfds.features.Scalar(np.float32),
+      "num_frames": tfds.features.Scalar(np.int32),
+      "frames": jpeg_sequence(3),
+      "flow_x": jpeg_sequence(1),
+      "flow_y": jpeg_sequence(1),
+  })
+
+
 def _label_feature(dataset: str) -> tfds.features.ClassLabel:
   num_classes = {"ucf101": 101, "hmdb51": len(splits_lib.HMDB51_CLASSES)}[dataset]
   return tfds.features.ClassLabel(num_classes=num_classes)
@@ -213,15 +226,7 @@ class _FramesBuilder(_VideoBuilder, skip_registration=True):
         builder=self,
         description=f"{self.DATASET} videos as JPEG frames and quantised optical flow (TSN/denseflow "
                     "convention, bound 20 px, 128 = no motion).",
-        features=tfds.features.FeaturesDict({
-            "name": tfds.features.Text(),
-            "label": _label_feature(self.DATASET),
-            "fps": tfds.features.Scalar(np.float32),
-            "num_frames": tfds.features.Scalar(np.int32),
-            "frames": jpeg_sequence(3),
-            "flow_x": jpeg_sequence(1),
-            "flow_y": jpeg_sequence(1),
-        }),
+        features=frames_features(_label_feature(self.DATASET)),
         metadata=self.build_metadata(),
         homepage="https://www.crcv.ucf.edu/data/UCF101.php" if self.DATASET == "ucf101"
         else "https://serre-lab.clps.brown.edu/resource/hmdb-a-large-human-motion-database/",

@@ -38,7 +38,8 @@ FARNEBACK_PARAMS = dict(
     flags=0,
 )
 
-def _check_bound(bound) -> float:
+def check_bound(bound) -> float:
+  """`bound` as a float; ValueError unless it is a positive, finite number of pixels."""
   bound = float(bound)
   if not np.isfinite(bound) or bound <= 0:
     raise ValueError(f"bound is {bound}; expected a positive, finite displacement in pixels (e.g. 20.0)")
@@ -65,7 +66,7 @@ def quantize(flow, bound: float = DEFAULT_BOUND) -> np.ndarray:
   flow = np.asarray(flow)
   if not np.issubdtype(flow.dtype, np.floating):
     raise ValueError(f"flow has dtype {flow.dtype}; expected floating-point displacements in pixels")
-  bound = _check_bound(bound)
+  bound = check_bound(bound)
   scaled = (np.clip(flow.astype(np.float64), -bound, bound) + bound) * (255.0 / (2.0 * bound))
   # NaN has no meaningful code; clip keeps it NaN and the cast would be undefined, so map it to zero motion.
   scaled = np.where(np.isnan(scaled), 127.5, scaled)
@@ -81,7 +82,7 @@ def dequantize(q, bound: float = DEFAULT_BOUND) -> np.ndarray:
   q = np.asarray(q)
   if q.dtype != np.uint8:
     raise ValueError(f"q has dtype {q.dtype}; expected uint8 codes from quantize or read_flow_jpegs")
-  bound = _check_bound(bound)
+  bound = check_bound(bound)
   return (q.astype(np.float32) * np.float32(2.0 * bound / 255.0) - np.float32(bound)).astype(np.float32)
 
 

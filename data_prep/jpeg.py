@@ -20,6 +20,13 @@ from PIL import Image
 JPEG_QUALITY = 95
 
 
+def check_quality(quality) -> int:
+  """`quality`, or ValueError unless it is an int in 1..100."""
+  if isinstance(quality, bool) or not isinstance(quality, int) or not 1 <= quality <= 100:
+    raise ValueError(f"quality is {quality!r}; expected an int in 1..100")
+  return quality
+
+
 def encode_jpeg(image, quality: int = JPEG_QUALITY) -> bytes:
   """JPEG bytes of one image.
 
@@ -33,8 +40,7 @@ def encode_jpeg(image, quality: int = JPEG_QUALITY) -> bytes:
   image = np.asarray(image)
   if image.dtype != np.uint8:
     raise ValueError(f"image has dtype {image.dtype}; expected uint8 (0..255)")
-  if isinstance(quality, bool) or not isinstance(quality, int) or not 1 <= quality <= 100:
-    raise ValueError(f"quality is {quality!r}; expected an int in 1..100")
+  check_quality(quality)
   if image.ndim == 3 and image.shape[-1] == 1:
     image = image[..., 0]
   if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[-1] != 3) or 0 in image.shape:

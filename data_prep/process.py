@@ -15,8 +15,8 @@ import time
 import numpy as np
 
 from data_prep import flow as flow_lib
-from data_prep.jpeg import JPEG_QUALITY, encode_jpeg
-from data_prep.video import decode
+from data_prep.jpeg import JPEG_QUALITY, check_quality, encode_jpeg
+from data_prep.video import decode, resized_size
 
 FLOW_CHOICES = flow_lib.FLOW_METHODS + ("none",)
 
@@ -40,13 +40,9 @@ class ProcessOptions:
   def __post_init__(self):
     if self.flow not in FLOW_CHOICES:
       raise ValueError(f"flow is {self.flow!r}; expected one of {FLOW_CHOICES}")
-    if self.short_side is not None and (isinstance(self.short_side, bool) or not isinstance(self.short_side, int)
-                                        or self.short_side < 1):
-      raise ValueError(f"short_side is {self.short_side!r}; expected a positive int or None")
-    if not np.isfinite(self.bound) or self.bound <= 0:
-      raise ValueError(f"bound is {self.bound!r}; expected a positive number of pixels (the paper: 20)")
-    if isinstance(self.quality, bool) or not isinstance(self.quality, int) or not 1 <= self.quality <= 100:
-      raise ValueError(f"quality is {self.quality!r}; expected an int in 1..100")
+    resized_size(1, 1, self.short_side)  # the checks of the functions that use each option
+    flow_lib.check_bound(self.bound)
+    check_quality(self.quality)
 
   @property
   def tag(self) -> str:

@@ -43,7 +43,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from data_prep import flow as flow_lib
-from data_prep.datasets import jpeg_sequence
+from data_prep.datasets import frames_features
 from data_prep.jpeg import encode_jpeg
 from data_prep.process import ProcessOptions, encode_flow
 
@@ -340,15 +340,7 @@ class SyntheticMotion(tfds.core.GeneratorBasedBuilder):
         description="Synthetic motion: one shape (disk, square, triangle) moving left, right, up or down over "
                     "a static textured background; the direction is told only by the order of the frames. "
                     "JPEG frames and quantised optical flow (bound 20 px, 128 = no motion), as ucf101_frames.",
-        features=tfds.features.FeaturesDict({
-            "name": tfds.features.Text(),
-            "label": tfds.features.ClassLabel(names=list(CLASSES)),
-            "fps": tfds.features.Scalar(np.float32),
-            "num_frames": tfds.features.Scalar(np.int32),
-            "frames": jpeg_sequence(3),
-            "flow_x": jpeg_sequence(1),
-            "flow_y": jpeg_sequence(1),
-        }),
+        features=frames_features(tfds.features.ClassLabel(names=list(CLASSES))),
         # The keys of the UCF101 builders' metadata (short_side None: frames are made at their size), and
         # what makes the videos.
         metadata=tfds.core.MetadataDict(
