@@ -172,7 +172,8 @@ def sample_windows(num_frames: int, window: int, stride: int, train: bool, rng: 
 
 
 def crop_params(height: int, width: int, rng: np.random.Generator, train: bool,
-                scales: Sequence[int] = SCALES, size: int = SIZE) -> tuple[int, int, int, int, bool]:
+                scales: Sequence[int] = SCALES, size: int = SIZE,
+                flip: bool = True) -> tuple[int, int, int, int, bool]:
   """One crop and flip draw (the reference's multi-scale crop), shared by the frames of a window.
 
   Training: crop height and width drawn independently from `scales` (each clipped to the frame's side),
@@ -187,6 +188,8 @@ def crop_params(height: int, width: int, rng: np.random.Generator, train: bool,
     train: random crop (True) or centre crop (False).
     scales: the crop sides to draw from.
     size: the test crop side (the network's input side).
+    flip: whether training may flip. False for classes that a mirror image changes (the synthetic
+      benchmark's "left" and "right"); the draw is made either way, so the crops stay the same.
 
   Returns:
     (top, left, crop_h, crop_w, flip): the crop is frames[..., top:top + crop_h, left:left + crop_w, :].
@@ -211,8 +214,8 @@ def crop_params(height: int, width: int, rng: np.random.Generator, train: bool,
   else:
     top = 0 if position < 2 else height - crop_h
     left = 0 if position % 2 == 0 else width - crop_w
-  flip = bool(rng.integers(2))
-  return top, left, crop_h, crop_w, flip
+  flipped = bool(rng.integers(2)) and _check_bool("flip", flip)
+  return top, left, crop_h, crop_w, flipped
 
 
 def _check_params(params, height: int, width: int) -> tuple[int, int, int, int, bool]:
@@ -474,6 +477,7 @@ class VideoTransform:
   max_windows: int
   size: int
   scales: tuple[int, ...] = SCALES
+  flip: bool = True
 
   def __call__(self, element: _Element, rng: np.random.Generator) -> dict:
     T = _video_length(element.example, self.modality)
@@ -486,7 +490,8 @@ class VideoTransform:
     out = np.empty((self.max_windows * tau, self.size, self.size, CHANNELS[self.modality]), np.float32)
     flip_u = _flip_code if self.modality == "flow" else None
     for s in range(S):
-      params = crop_params(frames.shape[1], frames.shape[2], rng, self.train, self.scales, self.size)
+      params = crop_params(frames.shape[1], frames.shape[2], rng, self.train, self.scales, self.size,
+                           self.flip)
       _crop_resize_flip([frames[k] for k in inverse[s]], params, self.size, flip_u, _MEANS[self.modality],
                         out[s * tau:(s + 1) * tau])
     # Padding repeats a real window rather than zeros, so a model that forgets `length` still sees
@@ -510,6 +515,7 @@ class DynamicImageTransform:
   max_windows: int
   size: int
   scales: tuple[int, ...] = SCALES
+  flip: bool = True
 
   def __call__(self, element: _Element, rng: np.random.Generator) -> dict:
     example = element.example
@@ -523,7 +529,8 @@ class DynamicImageTransform:
     # cancel and the dynamic image's u is negated (exact for windows of 2 or more frames).
     flip_u = np.negative if self.modality == "flow" else None
     for s, image in enumerate(images):
-      params = crop_params(image.shape[0], image.shape[1], rng, self.train, self.scales, self.size)
+      params = crop_params(image.shape[0], image.shape[1], rng, self.train, self.scales, self.size,
+                           self.flip)
       _crop_resize_flip([image], params, self.size, flip_u, 0.0, out[s:s + 1])
     out[len(kept):] = out[len(kept) - 1]
     return _outputs(element, example.get("label"), self.train, images=out, length=np.int32(len(kept)))
@@ -610,7 +617,8 @@ def _pipeline(source, transform, *, train: bool, batch_size: int, seed: int, num
 def make_dataset(source, *, train: bool, modality: str, window: int, stride: int, max_windows: int,
                  size: int, batch_size: int, seed: int, num_epochs: int | None, shard_index: int = 0,
                  shard_count: int = 1, drop_remainder: bool = True, scales: Sequence[int] = SCALES,
-                 num_workers: int = 0, read_options: grain.ReadOptions | None = None) -> grain.IterDataset:
+                 flip: bool = True, num_workers: int = 0,
+                 read_options: grain.ReadOptions | None = None) -> grain.IterDataset:
   """The frames (or flow) pipeline: window sampling, decoding, augmentation, batching.
 
   Args:
@@ -628,6 +636,7 @@ def make_dataset(source, *, train: bool, modality: str, window: int, stride: int
     shard_index, shard_count: this host's share of the source (jax.process_index(), jax.process_count()).
     drop_remainder: training only: drop a short last batch (with finite epochs); eval always pads.
     scales: the training crop sides.
+    flip: random horizontal flips in training (False when a mirror image changes the class).
     num_workers: worker processes (0: all in this process); see the module docstring.
     read_options: threads and prefetching within a process (default 2 threads, 2 batches ahead).
 
@@ -643,7 +652,7 @@ def make_dataset(source, *, train: bool, modality: str, window: int, stride: int
       train=_check_bool("train", train), modality=_check_modality(modality),
       window=_check_int("window", window, 1), stride=_check_int("stride", stride, 1),
       max_windows=_check_int("max_windows", max_windows, 1), size=_check_int("size", size, 1),
-      scales=_check_scales(scales))
+      scales=_check_scales(scales), flip=_check_bool("flip", flip))
   return _pipeline(source, transform, train=train, batch_size=batch_size, seed=seed, num_epochs=num_epochs,
                    shard_index=shard_index, shard_count=shard_count, drop_remainder=drop_remainder,
                    num_workers=num_workers, read_options=read_options)
@@ -652,7 +661,7 @@ def make_dataset(source, *, train: bool, modality: str, window: int, stride: int
 def make_dynamic_image_dataset(source, *, train: bool, modality: str, max_windows: int, size: int,
                                batch_size: int, seed: int, num_epochs: int | None, shard_index: int = 0,
                                shard_count: int = 1, drop_remainder: bool = True,
-                               scales: Sequence[int] = SCALES, num_workers: int = 0,
+                               scales: Sequence[int] = SCALES, flip: bool = True, num_workers: int = 0,
                                read_options: grain.ReadOptions | None = None) -> grain.IterDataset:
   """The precomputed dynamic images pipeline (the paper's offline path).
 
@@ -672,7 +681,7 @@ def make_dynamic_image_dataset(source, *, train: bool, modality: str, max_window
   transform = DynamicImageTransform(
       train=_check_bool("train", train), modality=_check_modality(modality),
       max_windows=_check_int("max_windows", max_windows, 1), size=_check_int("size", size, 1),
-      scales=_check_scales(scales))
+      scales=_check_scales(scales), flip=_check_bool("flip", flip))
   return _pipeline(source, transform, train=train, batch_size=batch_size, seed=seed, num_epochs=num_epochs,
                    shard_index=shard_index, shard_count=shard_count, drop_remainder=drop_remainder,
                    num_workers=num_workers, read_options=read_options)

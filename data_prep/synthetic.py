@@ -24,7 +24,7 @@ The videos then go through the same preparation as UCF101 (`data_prep.process.en
 TFDS dataset with the features of `ucf101_frames`, so one training pipeline reads both:
 
     import data_prep.synthetic  # registers the builder
-    data_prep.synthetic.build(DATA_DIR)  # default config: 12 classes x (20 train + 8 test) videos
+    data_prep.synthetic.build(DATA_DIR)  # default config: 12 classes x (40 train + 10 test) videos
     source = tfds.data_source("synthetic_motion", data_dir=DATA_DIR)["train"]
 
 From frames (`frames`), flow (`flow_x`, `flow_y`) and the dynamic images computed from either, the four
@@ -58,12 +58,13 @@ MIN_SIZE = 16
 DEFAULT_NOISE = 1.0
 
 # Circumradius R of the shape (every shape fits in the circle of radius R), as fractions of the frame size:
-# 5.3..8 pixels in 64 x 64 frames.
-_RADIUS_RANGE = (1 / 12, 1 / 8)
+# 10.7..16 pixels in 64 x 64 frames (smaller shapes, a few pixels wide once a ResNet stem has divided the
+# resolution by 4, are hard to tell apart for a small network trained from scratch).
+_RADIUS_RANGE = (1 / 6, 1 / 4)
 # Pixels kept free between the shape and the frame border.
 _MARGIN = 1.0
 # Speed in pixels per frame, as a fraction of the fastest speed whose path still fits in the frame
-# (`_max_speed`): 0.73..1.45 px/frame for 32 frames of 64 x 64.
+# (`_max_speed`): 0.47..0.94 px/frame for 32 frames of 64 x 64.
 _SPEED_RANGE = (0.5, 1.0)
 _SPEED_CAP = 2.0  # px/frame, for long videos or large frames: keeps consecutive frames close for flow
 # Least RGB distance and least luma difference between the shape's colour and the background's base colour:
@@ -170,7 +171,7 @@ def make_video(label: int, rng: np.random.Generator, num_frames: int = 32, size:
   The shape's colour is uniform among those at least 96 RGB levels and 48 grey levels away from the
   background's base colour; its circumradius R is uniform in [size/12, size/8], its orientation uniform,
   its speed v uniform in [0.5, 1] x the
-  fastest speed whose path fits in the frame (`_max_speed`: 0.73..1.45 px/frame for 32 frames of 64 x 64).
+  fastest speed whose path fits in the frame (`_max_speed`: 0.47..0.94 px/frame for 32 frames of 64 x 64).
   Frame t (0-based) shows it at `c + v (t - (T-1)/2)` along the axis of motion and at `c' + v (k - (T-1)/2)`
   across it, with c, c' uniform such that the whole path stays inside the frame and k a uniform integer in
   0..T-1. The video is drawn for the positive direction ("right": +x, "down": +y) and reversed in time for
@@ -296,8 +297,8 @@ class SyntheticMotionConfig(tfds.core.BuilderConfig):
     flow: "farneback" (fast, the default), "dis" or "tvl1" (the paper's, slower).
     noise: per-pixel Gaussian noise of every frame, in grey levels.
   """
-  num_per_class_train: int = 20
-  num_per_class_test: int = 8
+  num_per_class_train: int = 40
+  num_per_class_test: int = 10
   num_frames: int = 32
   size: int = 64
   seed: int = 0
@@ -322,9 +323,16 @@ class SyntheticMotion(tfds.core.GeneratorBasedBuilder):
 
   VERSION = tfds.core.Version("1.0.0")
   RELEASE_NOTES = {"1.0.0": "First release."}
-  BUILDER_CONFIGS = [SyntheticMotionConfig(
-      name="default", description="12 classes x (20 train + 8 test) videos of 32 frames of 64 x 64, "
-                                  "Farneback flow.")]
+  BUILDER_CONFIGS = [
+      SyntheticMotionConfig(
+          name="default", description="12 classes x (40 train + 10 test) videos of 32 frames of 64 x 64, "
+                                      "Farneback flow."),
+      # For tests and smoke runs (`runlocal`): a few seconds to build.
+      SyntheticMotionConfig(
+          name="tiny", description="12 classes x (2 train + 1 test) videos of 16 frames of 32 x 32, "
+                                   "Farneback flow.",
+          num_per_class_train=2, num_per_class_test=1, num_frames=16, size=32),
+  ]
   DEFAULT_CONFIG_NAME = "default"
 
   @property

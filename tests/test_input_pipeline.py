@@ -363,7 +363,8 @@ def test_dynamic_images_restore_the_float_range(test_source, modality):
   expected = low[:, None, None, None] + q.astype(np.float32) / 255 * (high - low)[:, None, None, None]
   step = (high - low).max() / 255
   assert restored.shape == q.shape and restored.dtype == np.float32
-  assert np.abs(restored - expected).mean() < 2 * step  # JPEG error, in 8-bit steps
+  # JPEG error, in 8-bit steps: 4:2:0 chroma blurs the saturated colour streaks of the synthetic shapes.
+  assert np.abs(restored - expected).mean() < 3 * step
 
   source = [example] * 3
   batch = next(iter(ip.make_dynamic_image_dataset(source, train=False, modality=modality, max_windows=4,

@@ -95,6 +95,11 @@ class ResNeXt(nn.Module):
     stage_sizes: blocks per stage, e.g. (3, 4, 6, 3) for ResNeXt-50.
     cardinality: groups of the 3x3 convolutions (32 in "32x4d").
     base_width: width of each group for planes = 64 (4 in "32x4d").
+    base_planes: the stem's channels and the first stage's planes (64; each stage doubles them). Smaller
+      values make narrow networks for small inputs (`ResNeXtTiny`); the 64-based names, shapes and
+      parameter layout above are for 64.
+    stem_kernel, stem_stride, stem_pool: the stem's convolution (7x7 stride 2) and its 3x3/2 max-pool;
+      small inputs keep more resolution with a 3x3 stride-1 convolution and no pool (as CIFAR ResNets do).
     num_classes: outputs of fc.
     in_channels: channels of the input (3 for RGB; 2 for optical flow u, v).
     dropout_rate: dropout before fc (active only with train=True); the video model uses 0.5 for RGB and
@@ -106,6 +111,10 @@ class ResNeXt(nn.Module):
   stage_sizes: Sequence[int]
   cardinality: int = 32
   base_width: int = 4
+  base_planes: int = 64
+  stem_kernel: int = 7
+  stem_stride: int = 2
+  stem_pool: bool = True
   num_classes: int = 1000
   in_channels: int = 3
   dropout_rate: float = 0.0
@@ -136,12 +145,14 @@ class ResNeXt(nn.Module):
     merge = self.BOUNDARIES.index("merge")
 
     if i <= 0 < j:  # stem
-      x = nn.relu(_batch_norm(train, self.dtype, "bn1")(_conv(64, 7, 2, 1, self.dtype, "conv1")(x)))
-      x = nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
+      conv = _conv(self.base_planes, self.stem_kernel, self.stem_stride, 1, self.dtype, "conv1")
+      x = nn.relu(_batch_norm(train, self.dtype, "bn1")(conv(x)))
+      if self.stem_pool:
+        x = nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
     for stage, num_blocks in enumerate(self.stage_sizes):
       if not i <= stage + 1 < j:
         continue
-      planes = 64 * 2**stage
+      planes = self.base_planes * 2**stage
       width = int(planes * self.base_width / 64) * self.cardinality
       for block in range(num_blocks):
         # "merge" is the last block's residual sum; its ReLU starts the last piece.
@@ -161,3 +172,7 @@ class ResNeXt(nn.Module):
 
 ResNeXt50_32x4d = functools.partial(ResNeXt, stage_sizes=(3, 4, 6, 3))
 ResNeXt101_32x4d = functools.partial(ResNeXt, stage_sizes=(3, 4, 23, 3))
+# A narrow ResNeXt (one block per stage, 4 groups of 16, stem of 16 channels; 0.5 M parameters) for small
+# inputs trained from scratch on CPU: the synthetic benchmark's backbone.
+ResNeXtTiny = functools.partial(ResNeXt, stage_sizes=(1, 1, 1, 1), cardinality=4, base_width=16,
+                                base_planes=16)

@@ -1,0 +1,180 @@
+"""Evaluates a trained stream: `python -m arp_jax.evaluate --config experiments/<file>.py[:args] --workdir DIR`.
+
+Restores the latest checkpoint of DIR (what `arp_jax.train` wrote with the same config), scores every
+test video once from all its test windows (up to `input.test_windows`, the reference's 20), and writes
+
+  DIR/scores.npz   per-video class scores (`arp_jax.scores`: names, labels, scores, classes), the input
+                   of `python -m arp_jax.fuse`
+  DIR/eval.json    top-1 and mean class accuracy, per-class accuracy, confusion matrix, checkpoint step
+
+How a video's windows become one score (`config.eval.aggregate`):
+  "network"  the network pools each window and merges the windows inside itself (its `merge`), in one
+             pass over all of them: the dynamic-image streams, trained that way;
+  "mean"     each window is scored alone and the softmax scores are averaged over the video's windows
+             (saved as the log of the average, so the scores stay logits): the single-frame streams
+             (SI, OF), trained on one random frame at a time.
+
+Data-parallel like training: each host scores its share of the videos, the batch is sharded over every
+device, and the scores are gathered on every host; process 0 writes the files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.experimental import multihost_utils
+from jax.sharding import NamedSharding, PartitionSpec
+
+from arp_jax import checkpoint, experiment, metrics, run_flags
+from arp_jax.scores import Scores, save_scores
+from arp_jax.train_step import DATA_AXIS, data_mesh, global_batch, replicate
+
+SCORES_FILE = "scores.npz"
+EVAL_FILE = "eval.json"
+
+
+def window_mean_scores(network, variables, frames, lengths, window: int):
+  """Per-video log of the mean softmax over its windows, each window classified on its own.
+
+  Args:
+    network: a `DynamicImageNetwork` pooling windows of `window` frames.
+    variables: its {"params", "batch_stats"}.
+    frames: [B, S * window, H, W, C], the windows back to back (as the input pipeline emits them).
+    lengths: int [B], real frames; windows starting at or past it are padding and left out.
+
+  Returns:
+    float32 [B, K].
+  """
+  B, L = frames.shape[:2]
+  S = L // window
+  logits = network.apply(variables, frames.reshape((B * S, window) + frames.shape[2:]), train=False)
+  log_p = jax.nn.log_softmax(logits.astype(jnp.float32)).reshape(B, S, -1)
+  real = jnp.arange(S)[None, :] < -(-lengths // window)[:, None]  # [B, S]
+  log_p = jnp.where(real[..., None], log_p, -jnp.inf)
+  return jax.nn.logsumexp(log_p, axis=1) - jnp.log(jnp.maximum(real.sum(axis=1), 1))[:, None]
+
+
+def make_eval_step(network, mesh, aggregate: str, window: int):
+  """The jitted `(variables, batch) -> (scores [B, K], index, valid, label)`, all sharded over `mesh`."""
+  if aggregate not in experiment.AGGREGATES:
+    raise ValueError(f"aggregate is {aggregate!r}; expected one of {experiment.AGGREGATES}")
+  replicated = NamedSharding(mesh, PartitionSpec())
+  sharded = NamedSharding(mesh, PartitionSpec(DATA_AXIS))
+
+  def step(variables, batch):
+    if aggregate == "network":
+      scores = network.apply(variables, batch["frames"], train=False, lengths=batch["length"])
+    else:
+      scores = window_mean_scores(network, variables, batch["frames"], batch["length"], window)
+    return scores.astype(jnp.float32), batch["index"], batch["valid"], batch["label"]
+
+  return jax.jit(step, in_shardings=(replicated, sharded), out_shardings=sharded)
+
+
+def _gather(array) -> np.ndarray:
+  """A batch-sharded global array as a NumPy array on every host."""
+  if array.is_fully_addressable:
+    return np.asarray(array)
+  return np.asarray(multihost_utils.process_allgather(array, tiled=True))
+
+
+def _name(value) -> str:
+  return value.decode() if isinstance(value, (bytes, np.bytes_)) else str(value)
+
+
+def score_videos(config, workdir, network, variables, mesh, num_test: int):
+  """(index int [N], label int [N], scores float32 [N, K]) of every test video, in source order.
+
+  Raises:
+    RuntimeError: a test video was scored twice or never (the sharding or padding went wrong).
+  """
+  window = 1 if config.input.offline else config.input.window
+  step = make_eval_step(network, mesh, config.eval.aggregate, window)
+  parts = []
+  for batch in experiment.dataset(config, workdir, train=False):
+    scores, index, valid, label = (_gather(x) for x in step(variables, global_batch(batch, mesh)))
+    parts.append((index[valid], label[valid], scores[valid]))
+  index, label, scores = (np.concatenate(x) for x in zip(*parts))
+  counts = np.bincount(index, minlength=num_test)
+  if len(counts) != num_test or (counts != 1).any():
+    bad = np.flatnonzero(counts != 1)[:5]
+    raise RuntimeError(f"test videos {bad.tolist()} were scored {counts[bad].tolist()} times; expected each "
+                       f"of the {num_test} exactly once")
+  order = np.argsort(index)
+  return index[order], label[order], scores[order]
+
+
+def evaluate(config, workdir) -> dict:
+  """Scores the test split with the latest checkpoint of `workdir`; writes scores.npz and eval.json.
+
+  Returns:
+    The contents of eval.json: {"step", "num_videos", "top1", "mean_class_accuracy",
+    "per_class_accuracy" (class name -> accuracy, None for a class without test videos),
+    "confusion_matrix" (rows true classes, columns predictions), "scores_file"}.
+
+  Raises:
+    FileNotFoundError: no checkpoint in workdir (train first) or the dataset is not prepared.
+    ValueError: an invalid config.
+  """
+  experiment.check_config(config)
+  workdir = Path(os.fspath(workdir)).absolute()
+  experiment.ensure_dataset(config, workdir)
+  info = experiment.dataset_info(config, workdir)
+  mesh = data_mesh()
+  network = experiment.model(config, info.num_classes)
+  state, _ = experiment.train_state(config, network, info.num_train)
+  with checkpoint.Manager(workdir / "checkpoints") as manager:
+    if manager.latest_step is None:
+      raise FileNotFoundError(f"no checkpoint in {manager.directory}; train first (python -m arp_jax.train "
+                              "with the same --config and --workdir)")
+    state, step = manager.restore_or(replicate(state, mesh))
+  variables = {"params": state.params, "batch_stats": state.batch_stats}
+
+  index, labels, scores = score_videos(config, workdir, network, variables, mesh, info.num_test)
+  source = experiment.source(config, workdir, train=False)
+  names = [_name(source[int(i)]["name"]) for i in index]
+  result = Scores(names=names, labels=labels, scores=scores, classes=info.class_names)
+  per_class = metrics.per_class_accuracy(scores, labels)
+  report = {
+      "step": int(step),
+      "num_videos": len(names),
+      "aggregate": config.eval.aggregate,
+      "top1": metrics.accuracy(scores, labels),
+      "mean_class_accuracy": metrics.mean_class_accuracy(scores, labels),
+      "per_class_accuracy": {name: (None if np.isnan(a) else float(a))
+                             for name, a in zip(info.class_names, per_class)},
+      "confusion_matrix": metrics.confusion_matrix(metrics.predictions(scores), labels,
+                                                   info.num_classes).tolist(),
+      "scores_file": os.fspath(workdir / SCORES_FILE),
+  }
+  if jax.process_index() == 0:
+    save_scores(workdir / SCORES_FILE, result)
+    tmp = workdir / (EVAL_FILE + ".tmp")
+    tmp.write_text(json.dumps(report, indent=1) + "\n")
+    os.replace(tmp, workdir / EVAL_FILE)
+  return report
+
+
+def summary(report: dict) -> str:
+  """Two lines for a terminal: the accuracies, then the weakest classes."""
+  worst = sorted(((a, n) for n, a in report["per_class_accuracy"].items() if a is not None))[:3]
+  return (f"step {report['step']}: {report['num_videos']} test videos, top-1 {100 * report['top1']:.2f} %, "
+          f"mean class accuracy {100 * report['mean_class_accuracy']:.2f} %\n"
+          f"weakest classes: " + ", ".join(f"{n} {100 * a:.1f} %" for a, n in worst))
+
+
+def _main(config, workdir: str) -> None:
+  report = evaluate(config, workdir)
+  if jax.process_index() == 0:
+    print(summary(report), file=sys.stderr)
+    print(json.dumps({k: report[k] for k in ("step", "num_videos", "top1", "mean_class_accuracy")}))
+
+
+if __name__ == "__main__":
+  run_flags.run(_main, "folder of the trained run (its checkpoints); scores.npz and eval.json are written there")

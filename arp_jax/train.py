@@ -1,0 +1,169 @@
+r"""Trains one stream: `python -m arp_jax.train --config experiments/<file>.py[:args] --workdir DIR`.
+
+    python -m arp_jax.train --config experiments/synthetic_four_stream.py:stream=di --workdir runs/di \
+        --config.optim.learning_rates='(0.1, 0.01)'
+
+The config (see `arp_jax.experiment`) says which dataset, input, network and optimiser; any field can be
+overridden on the command line (`--config.model.pool_at=res3`). The run is data-parallel over every
+device of every host (`arp_jax.train_step`): each host reads its share of the videos, the batch is
+sharded over the devices, the parameters are replicated. On several hosts pass `--distributed` (it calls
+`jax.distributed.initialize()`, which finds the cluster on Cloud TPU, SLURM and other known launchers).
+
+Resumable: checkpoints (train state and data iterator position) go to DIR/checkpoints every
+`config.checkpoint_every` steps, at the end, and when the run is stopped with Ctrl-C or SIGTERM (it saves
+and exits); starting the same command again continues from the latest one and produces the same final
+state as an uninterrupted run. Metrics (loss, accuracy, learning rate, steps/s, clips/s) go to
+DIR/metrics.jsonl and DIR/tensorboard; a progress bar shows the ETA when the terminal is interactive.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from arp_jax import checkpoint, experiment, run_flags
+from arp_jax.metric_writer import MetricWriter
+from arp_jax.train_step import data_mesh, global_batch, make_train_step, replicate
+
+CONFIG_FILE = "config.json"
+
+
+class _StopRequest:
+  """Turns SIGINT/SIGTERM into a request checked between steps, so the run saves before it exits (a
+  signal in the middle of a step would leave the donated state half-written). A second Ctrl-C stops at
+  once."""
+
+  def __init__(self):
+    self.requested = False
+    self._previous = {}
+
+  def _handle(self, signum, frame):
+    if self.requested and signum == signal.SIGINT:
+      raise KeyboardInterrupt
+    self.requested = True
+
+  def __enter__(self):
+    if threading.current_thread() is threading.main_thread():  # signals can be caught only there
+      for signum in (signal.SIGINT, signal.SIGTERM):
+        self._previous[signum] = signal.signal(signum, self._handle)
+    return self
+
+  def __exit__(self, *exc):
+    for signum, handler in self._previous.items():
+      signal.signal(signum, handler)
+
+
+def _progress(total: int, initial: int, enabled: bool):
+  if not enabled or not sys.stderr.isatty():
+    return contextlib.nullcontext(None)
+  from tqdm import tqdm  # pylint: disable=import-outside-toplevel
+  return tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True)
+
+
+def _save_config(config, workdir: Path) -> None:
+  """Writes the run's config; a rerun with another config in the same workdir is refused (its
+  checkpoints would not fit)."""
+  path = workdir / CONFIG_FILE
+  text = json.dumps(experiment.to_dict(config), indent=2, sort_keys=True)
+  if path.exists():
+    old = json.loads(path.read_text())
+    new = json.loads(text)
+    # Logging and stopping may change between a run and its resumption; nothing else may.
+    for key in ("log_every", "max_steps", "checkpoint_every", "keep_checkpoints"):
+      old.pop(key, None)
+      new.pop(key, None)
+    if old != new:
+      raise ValueError(f"{workdir} holds a run of another config ({path}); use a new --workdir or the same "
+                       "config to resume it")
+  if jax.process_index() == 0:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text + "\n")
+    os.replace(tmp, path)
+
+
+def train(config, workdir) -> dict:
+  """Trains (or resumes) the run of `config` in `workdir`; returns the last logged metrics.
+
+  Returns:
+    {"step", "loss", "accuracy", ...} at the last step, and "stopped" (True when a signal ended the run
+    before its last step; it resumes from the checkpoint saved then).
+
+  Raises:
+    ValueError: an invalid config, or a workdir holding a run of another config.
+    FileNotFoundError: the dataset is not prepared.
+  """
+  experiment.check_config(config)
+  workdir = Path(os.fspath(workdir)).absolute()
+  workdir.mkdir(parents=True, exist_ok=True)
+  _save_config(config, workdir)
+  experiment.ensure_dataset(config, workdir)
+  info = experiment.dataset_info(config, workdir)
+
+  mesh = data_mesh()
+  network = experiment.model(config, info.num_classes)
+  state, schedule = experiment.train_state(config, network, info.num_train)
+  state = replicate(state, mesh)
+  iterator = iter(experiment.dataset(config, workdir, train=True))
+  steps = experiment.total_steps(config, info.num_train)
+  accumulation = config.optim.accumulation_steps
+
+  manager = checkpoint.Manager(workdir / "checkpoints", keep=config.keep_checkpoints,
+                               every=config.checkpoint_every)
+  state, step = manager.restore_or(state, iterator)
+  lead = jax.process_index() == 0
+  writer = MetricWriter(workdir, resume_step=step, enabled=lead)
+  train_step = make_train_step(network, mesh)
+  dropout_key = jax.random.fold_in(jax.random.key(config.seed), 1)
+
+  last, sums, count = {"step": step}, {}, 0
+  stopped = False
+  tick, tick_step = time.perf_counter(), step
+  with _StopRequest() as stop, _progress(steps, step, lead) as bar, manager:
+    while step < steps:
+      batch = global_batch(next(iterator), mesh)
+      # The key depends on the step only, so a resumed run draws the same dropout masks.
+      state, metrics = train_step(state, batch, jax.random.fold_in(dropout_key, step))
+      step += 1
+      sums = metrics if not sums else jax.tree.map(np.add, sums, metrics)
+      count += 1
+      if bar is not None:
+        bar.update(1)
+      if step % config.log_every == 0 or step == steps or stop.requested:
+        elapsed = time.perf_counter() - tick
+        values = {name: float(np.asarray(value)) / count for name, value in sums.items()}
+        values.update(
+            learning_rate=float(schedule(max(step - 1, 0) // accumulation)),
+            epoch=experiment.epoch_of(config, step, info.num_train),
+            steps_per_sec=(step - tick_step) / elapsed,
+            clips_per_sec=(step - tick_step) * config.input.batch_size / elapsed)
+        writer.write(step, values)
+        if bar is not None:
+          bar.set_postfix(loss=f"{values['loss']:.3f}", acc=f"{values['accuracy']:.3f}")
+        last = {"step": step, **values}
+        sums, count = {}, 0
+        tick, tick_step = time.perf_counter(), step
+      manager.save(step, state, iterator, force=step == steps or stop.requested)
+      if stop.requested and step < steps:
+        stopped = True
+        print(f"stopped at step {step} of {steps}; checkpoint saved in {manager.directory}; run the same "
+              "command to resume", file=sys.stderr)
+        break
+  writer.close()
+  return {**last, "stopped": stopped}
+
+
+def _main(config, workdir: str) -> None:
+  print(json.dumps(train(config, workdir)))
+
+
+if __name__ == "__main__":
+  run_flags.run(_main, "folder of the run: config, checkpoints, metrics")

@@ -1,0 +1,220 @@
+"""The training and evaluation commands end to end, on the tiny synthetic dataset (`runlocal` configs).
+
+* a run trains, logs (JSON lines, TensorBoard), checkpoints, and evaluation scores every test video
+  exactly once, in a `Scores` file that fusion reads;
+* a run killed with SIGKILL and started again ends in the same state as an uninterrupted run (subprocesses:
+  a real kill, a real restart);
+* bad configs, a workdir of another config and a missing checkpoint are clear errors.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+import tensorflow_datasets as tfds
+
+from arp_jax import evaluate, experiment, train
+from arp_jax.metric_writer import read_metrics
+from arp_jax.scores import load_scores
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG_FILE = ROOT / "experiments" / "synthetic_four_stream.py"
+sys.path.insert(0, os.fspath(ROOT / "experiments"))
+import synthetic_four_stream  # noqa: E402  pylint: disable=wrong-import-position
+
+
+def _config(stream: str, data_dir: Path, **overrides):
+  config = synthetic_four_stream.get_config(f"stream={stream},runlocal")
+  config.dataset.data_dir = os.fspath(data_dir)
+  for key, value in overrides.items():
+    node = config
+    *parents, last = key.split(".")
+    for parent in parents:
+      node = node[parent]
+    node[last] = value
+  return config
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory) -> Path:
+  path = tmp_path_factory.mktemp("synthetic")
+  from data_prep import synthetic  # pylint: disable=import-outside-toplevel
+  synthetic.build(path, "tiny")
+  return path
+
+
+@pytest.mark.slow
+def test_train_then_evaluate_scores_every_test_video_once(data_dir, tmp_path):
+  config = _config("dof", data_dir)  # flow input, ARP windows: the longest path through the code
+  result = train.train(config, tmp_path)
+  assert result["step"] == config.max_steps == 4 and not result["stopped"]
+  records = read_metrics(tmp_path)
+  assert [r["step"] for r in records] == [2, 4]
+  for record in records:
+    assert {"loss", "accuracy", "learning_rate", "steps_per_sec", "clips_per_sec", "epoch"} <= set(record)
+    assert np.isfinite(record["loss"])
+  # 24 training videos in batches of 8: 3 steps per epoch, the first epoch at 0.02, the next at 0.1.
+  assert [r["learning_rate"] for r in records] == pytest.approx([0.02, 0.1])
+  assert [r["epoch"] for r in records] == pytest.approx([2 / 3, 4 / 3])
+  assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
+  assert json.loads((tmp_path / train.CONFIG_FILE).read_text())["input"]["modality"] == "flow"
+
+  report = evaluate.evaluate(config, tmp_path)
+  scores = load_scores(tmp_path / evaluate.SCORES_FILE)
+  source = tfds.data_source("synthetic_motion/tiny", split="test", data_dir=os.fspath(data_dir))
+  expected = sorted(bytes(x["name"]).decode() for x in source)
+  # 12 test videos in batches of 8: the last batch is padded, and the padding is not scored.
+  assert sorted(scores.names) == expected and len(set(scores.names)) == 12
+  assert scores.scores.shape == (12, 12) and scores.classes[0] == "disk_left"
+  for name, label in zip(scores.names, scores.labels):
+    assert name.startswith(scores.classes[label] + "/")
+  saved = json.loads((tmp_path / evaluate.EVAL_FILE).read_text())
+  assert saved["step"] == 4 and saved["num_videos"] == 12 and saved == json.loads(json.dumps(report))
+  assert np.asarray(saved["confusion_matrix"]).sum() == 12
+  assert 0 <= saved["mean_class_accuracy"] <= 1 and len(saved["per_class_accuracy"]) == 12
+
+
+def test_window_mean_scores_average_the_real_windows_softmax():
+  class Linear:  # a stand-in network: the logits of a window are the mean of its frames' first 3 values
+    @staticmethod
+    def apply(variables, clips, train=False):
+      del variables, train
+      return clips.mean(axis=(1, 2, 3))[:, :3]
+
+  rng = np.random.default_rng(0)
+  frames = jnp.asarray(rng.normal(size=(2, 3 * 2, 1, 1, 4)), jnp.float32)  # 2 videos, 3 windows of 2
+  lengths = jnp.asarray([6, 3])  # the second video has 2 real windows (frames 0..2, window 2 padded)
+  got = np.asarray(evaluate.window_mean_scores(Linear(), {}, frames, lengths, window=2))
+  logits = np.asarray(frames).reshape(2, 3, 2, 4).mean(axis=2)[..., :3]
+  p = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+  want = np.log(np.stack([p[0].mean(0), p[1, :2].mean(0)]))
+  np.testing.assert_allclose(got, want, rtol=1e-5)
+
+
+def _final_state(workdir: Path) -> dict:
+  step = max(int(p.name) for p in (workdir / "checkpoints").iterdir() if p.name.isdigit())
+  with ocp.PyTreeCheckpointer() as checkpointer:
+    state = checkpointer.restore(workdir / "checkpoints" / str(step) / "state")
+  return step, state
+
+
+def _command(workdir: Path, data_dir: Path) -> list[str]:
+  return [sys.executable, "-m", "arp_jax.train", f"--config={CONFIG_FILE}:stream=di,runlocal",
+          f"--workdir={workdir}", f"--config.dataset.data_dir={data_dir}", "--config.max_steps=6"]
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_to_the_same_state(data_dir, tmp_path):
+  env = dict(os.environ, JAX_PLATFORMS="cpu")
+  whole, killed = tmp_path / "whole", tmp_path / "killed"
+  subprocess.run(_command(whole, data_dir), check=True, capture_output=True, env=env, timeout=600, cwd=ROOT)
+
+  process = subprocess.Popen(_command(killed, data_dir), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                             env=env, cwd=ROOT)
+  try:
+    deadline = time.monotonic() + 300
+    while not (killed / "checkpoints" / "2").is_dir():  # the first checkpoint, complete (renamed into place)
+      assert process.poll() is None, process.stderr.read().decode()[-3000:]
+      assert time.monotonic() < deadline, "no checkpoint after 300 s"
+      time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+  finally:
+    process.wait(timeout=60)
+    process.stderr.close()
+  _, state = _final_state(killed)
+  assert int(state["step"]) < 6  # it was killed before the end
+
+  resumed = subprocess.run(_command(killed, data_dir), capture_output=True, text=True, env=env, timeout=600,
+                           cwd=ROOT)
+  assert resumed.returncode == 0, resumed.stderr[-3000:]
+  assert json.loads(resumed.stdout.strip().splitlines()[-1])["step"] == 6
+  (step_a, a), (step_b, b) = _final_state(whole), _final_state(killed)
+  assert step_a == step_b == 6
+  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+    np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-6, atol=1e-7)
+  # The metrics file has each logged step once, as the uninterrupted run's.
+  assert [r["step"] for r in read_metrics(killed)] == [r["step"] for r in read_metrics(whole)] == [2, 4, 6]
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("input.modality", "depth", "config.input.modality is 'depth'"),
+    ("input.batch_size", 0, "config.input.batch_size is 0"),
+    ("eval.aggregate", "vote", "config.eval.aggregate is 'vote'"),
+    ("model.dtype", "float16", "config.model.dtype is 'float16'"),
+    ("max_steps", -1, "config.max_steps is -1"),
+])
+def test_bad_config_is_a_clear_error(tmp_path, field, value, message):
+  config = _config("si", tmp_path)
+  with config.unlocked():
+    node = config
+    *parents, last = field.split(".")
+    for parent in parents:
+      node = node[parent]
+    node[last] = value
+  with pytest.raises(ValueError, match=message):
+    experiment.check_config(config)
+
+
+def test_workdir_of_another_config_and_missing_checkpoint(data_dir, tmp_path):
+  config = _config("si", data_dir)
+  train._save_config(config, tmp_path)  # pylint: disable=protected-access
+  train._save_config(config, tmp_path)  # the same config again (a resumption) is fine
+  other = _config("di", data_dir)
+  with pytest.raises(ValueError, match="holds a run of another config"):
+    train.train(other, tmp_path)
+  with pytest.raises(FileNotFoundError, match="no checkpoint"):
+    evaluate.evaluate(config, tmp_path)
+
+
+def test_missing_dataset_is_a_clear_error(tmp_path):
+  config = experiment.base_config()
+  config.dataset.data_dir = os.fspath(tmp_path)
+  import data_prep.datasets  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
+  with pytest.raises(FileNotFoundError, match="not prepared"):
+    experiment.dataset_info(config, tmp_path)
+
+
+def test_init_from_converted_weights_keeps_a_new_classifier(tmp_path):
+  from arp_jax import weights  # pylint: disable=import-outside-toplevel
+  from arp_jax.models import ARCHS  # pylint: disable=import-outside-toplevel
+  # What `arp-jax convert` writes for an ImageNet backbone: 1000 classes.
+  pretrained = ARCHS["resnext_tiny"](num_classes=1000).init(jax.random.key(7), jnp.zeros((1, 32, 32, 3)))
+  weights.save(pretrained, tmp_path / "converted")
+  config = _config("di", tmp_path, init_from=os.fspath(tmp_path / "converted"))
+  network = experiment.model(config, 12)
+  fresh = experiment.initial_variables(_config("di", tmp_path), network)
+  loaded = experiment.initial_variables(config, network)
+  for collection, first in (("params", "conv1"), ("batch_stats", "bn1")):
+    got, want = loaded[collection]["backbone"], pretrained[collection]
+    for path in (first, "layer4_0"):
+      for a, b in zip(jax.tree.leaves(got[path]), jax.tree.leaves(want[path])):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  # The 12-class classifier is new (the reference's fresh fc), not ImageNet's 1000-class one.
+  for a, b in zip(jax.tree.leaves(loaded["params"]["backbone"]["fc"]),
+                  jax.tree.leaves(fresh["params"]["backbone"]["fc"])):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+  flow = _config("of", tmp_path, init_from=os.fspath(tmp_path / "converted"))  # 2 input channels
+  with pytest.raises(ValueError, match="conv1/kernel is \\(7, 7, 3, 16\\), the model needs \\(7, 7, 2, 16\\)"):
+    experiment.initial_variables(flow, experiment.model(flow, 12))
+
+
+def test_parse_arg_big_vision_style():
+  defaults = {"dataset": "ucf101", "split": 1, "runlocal": False, "lr": 0.1}
+  assert experiment.parse_arg("dataset=hmdb51, split=2,runlocal", defaults) == {
+      "dataset": "hmdb51", "split": 2, "runlocal": True, "lr": 0.1}
+  assert experiment.parse_arg(None, defaults) == defaults
+  assert experiment.parse_arg("runlocal=false,lr=0.5", defaults)["lr"] == 0.5
+  for arg, message in (("depth=conv3", "unknown config argument 'depth'"), ("split=two", "expected a value of type int"),
+                       ("split", "needs a value"), ("runlocal=maybe", "expected true or false")):
+    with pytest.raises(ValueError, match=message):
+      experiment.parse_arg(arg, defaults)
