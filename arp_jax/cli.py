@@ -1,5 +1,5 @@
-"""The `arp-jax` command line: `arp-jax pool VIDEO_OR_FRAME_DIR -o OUT.png [options]` and
-`arp-jax convert --arch ARCH IN OUT_DIR`.
+"""The `arp-jax` command line: `arp-jax pool VIDEO_OR_FRAME_DIR -o OUT.png [options]`,
+`arp-jax convert --arch ARCH IN OUT_DIR` and `arp-jax figure (VIDEO_OR_FRAME_DIR | --weights) -o FIG.png`.
 
 One function per subcommand (`pool_command`, ...), each taking the parsed arguments and returning an exit
 status. Expected failures (a missing file, a bad argument, a video too short for the window) print one
@@ -22,6 +22,7 @@ from arp_jax import display
 from arp_jax import weights
 from arp_jax.pooling.windows import TAILS
 from data_prep import video
+from data_prep.flow import FLOW_METHODS
 
 
 class UsageError(Exception):
@@ -89,7 +90,34 @@ def build_parser() -> argparse.ArgumentParser:
                        help="flow conv1 from RGB conv1: its first two input channels (reference) or "
                             "their mean (TSN)")
   convert.set_defaults(run=convert_command)
+
+  figure = commands.add_parser(
+      "figure", help="render the paper's Fig. 1/9 panels for a video, or the ARP weights of Fig. 3, as PNG",
+      description="With VIDEO_OR_FRAME_DIR: one row of four panels, RGB frame, dynamic image, optical flow "
+                  "and dynamic optical flow (the layout of Fig. 1/9). With --weights: the ARP weighting "
+                  "functions alpha_t of eq. (3) and eq. (5) against t (Fig. 3). Exactly one of the two.")
+  figure.add_argument("input", nargs="?", metavar="VIDEO_OR_FRAME_DIR",
+                      help="video file or folder of frame images")
+  figure.add_argument("-o", "--output", required=True, metavar="FIG.png", help="PNG to write")
+  figure.add_argument("--weights", action="store_true",
+                      help="plot the ARP weights (Fig. 3) instead of a video")
+  figure.add_argument("--lengths", type=_lengths, metavar="T1,T2,...",
+                      help="with --weights: video lengths to plot (default: 5,10,20, as in the paper)")
+  figure.add_argument("--flow", choices=FLOW_METHODS,
+                      help="optical flow method (default: farneback, fast; the paper's is tvl1, slow)")
+  figure.add_argument("--max-frames", type=_positive_int, metavar="N",
+                      help="use only the first N frames of the video (default: all)")
+  figure.set_defaults(run=figure_command)
   return parser
+
+
+def _lengths(text: str) -> tuple[int, ...]:
+  """`"5,10,20"` -> (5, 10, 20): comma-separated positive ints."""
+  try:
+    return tuple(_positive_int(part.strip()) for part in text.split(","))
+  except argparse.ArgumentTypeError:
+    raise argparse.ArgumentTypeError(
+        f"expected comma-separated positive integers such as 5,10,20, got {text!r}") from None
 
 
 def _save_png(path: Path, image) -> None:
@@ -143,6 +171,56 @@ def convert_command(args: argparse.Namespace) -> int:
                         in_channels=args.in_channels, flow_init=args.flow_init)
   print(f"wrote {out} ({args.arch}, in_channels={args.in_channels}"
         + (f", {args.num_classes} classes" if args.num_classes else "") + ")")
+  return 0
+
+
+def _read_first_frames(path, max_frames: int | None) -> np.ndarray:
+  """`uint8 [T, H, W, 3]`: every frame of a video or frame folder, or only the first `max_frames`.
+
+  A video is decoded only as far as needed; a frame folder is read whole, then cut.
+  """
+  path = Path(path)
+  if max_frames is None or not path.is_file():
+    frames = video.read_video(path)
+    return frames if max_frames is None else frames[:max_frames]
+  decoded = video.iter_frames(path)
+  try:
+    frames = [frame for _, frame in zip(range(max_frames), decoded)]
+  finally:
+    decoded.close()  # closes the container now, not at garbage collection
+  if not frames:
+    raise ValueError(f"{str(path)!r} decoded to 0 frames; expected a video with at least one frame")
+  if any(frame.shape != frames[0].shape for frame in frames):
+    raise ValueError(f"{str(path)!r} changes frame size; expected one size for the whole video")
+  return np.stack(frames)
+
+
+def figure_command(args: argparse.Namespace) -> int:
+  """`arp-jax figure`: `figures.video_figure` of a video, or `figures.weights_figure`, saved as PNG."""
+  output = Path(args.output)
+  if (args.input is None) == (not args.weights):
+    raise UsageError("arp-jax figure: error: give exactly one of VIDEO_OR_FRAME_DIR and --weights")
+  if output.suffix.lower() != ".png":
+    raise UsageError(f"arp-jax figure: error: --output must end in .png, got {args.output!r}")
+  if not output.parent.is_dir():
+    raise UsageError(f"arp-jax figure: error: the folder of --output does not exist: {str(output.parent)!r}")
+  if args.weights and (args.flow is not None or args.max_frames is not None):
+    raise UsageError("arp-jax figure: error: --flow and --max-frames apply to a video, not to --weights")
+  if not args.weights and args.lengths is not None:
+    raise UsageError("arp-jax figure: error: --lengths needs --weights")
+  # Imported here: matplotlib is only needed by this subcommand.
+  from arp_jax import figures
+
+  if args.weights:
+    lengths = args.lengths or figures.PAPER_LENGTHS
+    figures.save(figures.weights_figure(lengths), output)
+    print(f"wrote {output} (ARP weights, eq. (3) and eq. (5), T = {', '.join(map(str, lengths))})")
+    return 0
+  frames = _read_first_frames(args.input, args.max_frames)
+  flow_method = args.flow or "farneback"
+  fig = figures.video_figure(frames, flow_method=flow_method, title=Path(args.input).name)
+  figures.save(fig, output)
+  print(f"wrote {output} ({len(frames)} frames of {args.input}; flow {flow_method})")
   return 0
 
 

@@ -193,14 +193,15 @@ def dataset_info(config, workdir) -> DatasetInfo:
     FileNotFoundError: the dataset is not prepared under the data folder.
   """
   import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
+  import data_prep.datasets  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import (registers them)
 
   directory = data_dir(config, workdir)
   try:
     builder = tfds.builder(config.dataset.name, data_dir=directory)
   except tfds.core.registered.DatasetNotFoundError as error:
-    raise FileNotFoundError(f"dataset {config.dataset.name!r} is not registered ({error}); build it with "
-                            "`python -m data_prep.build` (import data_prep.datasets registers the "
-                            "UCF101/HMDB51 builders)") from None
+    raise FileNotFoundError(f"dataset {config.dataset.name!r} is not registered ({error}); expected one of "
+                            "data_prep's datasets (ucf101_frames/split1, ...), prepared with "
+                            "`python -m data_prep.build`") from None
   if not builder.is_prepared():
     raise FileNotFoundError(f"dataset {config.dataset.name!r} is not prepared under "
                             f"{directory or '~/tensorflow_datasets'}; build it with `python -m data_prep.build "

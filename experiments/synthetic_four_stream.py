@@ -86,6 +86,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   return config
 
 
+def get_hyper(h):
+  """The five streams, for `python -m arp_jax.sweep experiments/synthetic_four_stream.py --workdir DIR`."""
+  return h.sweep("stream", STREAMS)
+
+
 def run(workdir, runlocal: bool = False) -> dict:
   """Trains and evaluates every stream under `workdir`, fuses them; returns (and writes) the results."""
   from arp_jax import evaluate, fuse, train  # pylint: disable=import-outside-toplevel

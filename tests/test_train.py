@@ -218,3 +218,30 @@ def test_parse_arg_big_vision_style():
                        ("split", "needs a value"), ("runlocal=maybe", "expected true or false")):
     with pytest.raises(ValueError, match=message):
       experiment.parse_arg(arg, defaults)
+
+
+@pytest.mark.slow
+def test_offline_dynamic_images_and_frames_of_real_clips_train_and_evaluate(tmp_path):
+  """The UCF101 datasets of data_prep (a miniature of real clips) through both pipelines: precomputed
+  dynamic images (the offline path) and frames with ARP at the input, each two steps then evaluation."""
+  from data_prep import build  # pylint: disable=import-outside-toplevel
+  from data_prep.process import ProcessOptions  # pylint: disable=import-outside-toplevel
+  from mini_datasets import make_mini_ucf101  # pylint: disable=import-outside-toplevel
+  manual_dir = make_mini_ucf101(tmp_path / "manual")
+  build.build_datasets("ucf101", 1, manual_dir, tmp_path / "data", ProcessOptions(flow="dis", short_side=64),
+                       ("rgb_w10s6",))
+  for name, offline in (("ucf101_dynamic_images/split1_rgb_w10s6", True), ("ucf101_frames/split1", False)):
+    config = experiment.base_config()
+    config.dataset.update(name=name, data_dir=os.fspath(tmp_path / "data"))
+    config.input.update(offline=offline, size=48, scales=(64, 48), batch_size=2, repeat=1, num_workers=0,
+                        train_windows=2, test_windows=3)
+    config.model.backbone = "resnext_tiny"
+    config.optim.accumulation_steps = 1
+    config.eval.batch_size = 2
+    config.max_steps = 2
+    workdir = tmp_path / name.replace("/", "_")
+    assert train.train(config, workdir)["step"] == 2
+    report = evaluate.evaluate(config, workdir)
+    assert report["num_videos"] == 2 and len(report["per_class_accuracy"]) == 101
+    assert sorted(load_scores(workdir / evaluate.SCORES_FILE).names) == [
+        "ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi", "ApplyLipstick/v_ApplyLipstick_g01_c01.avi"]
