@@ -8,7 +8,10 @@ their table varies:
   seed                  of the initialisation, the data order and every augmentation draw
   dataset.name          TFDS name: "ucf101_frames/split1", "hmdb51_dynamic_images/split2_rgb_w10s6",
                         "synthetic_motion/default" (generated on the fly when missing)
-  dataset.data_dir      TFDS data folder ("": TFDS's default; for the synthetic dataset <workdir>/data)
+  dataset.data_dir      TFDS data folder ("": TFDS's default; for the synthetic dataset <workdir>/data,
+                        for the miniature <workdir>/mini_data)
+  dataset.mini          the miniature UCF101/HMDB51 of real clips (`data_prep.mini`), prepared on first
+                        use: what `runlocal` trains on
   dataset.train_split, dataset.test_split
   input.modality        "rgb" or "flow"
   input.offline         read precomputed dynamic images (`*_dynamic_images` datasets) instead of frames
@@ -61,7 +64,8 @@ def base_config() -> ml_collections.ConfigDict:
   """The reference's settings (ResNeXt-50 dynamic images on UCF101 split 1); see the module docstring."""
   config = ml_collections.ConfigDict()
   config.seed = 0
-  config.dataset = dict(name="ucf101_frames/split1", data_dir="", train_split="train", test_split="test")
+  config.dataset = dict(name="ucf101_frames/split1", data_dir="", train_split="train", test_split="test",
+                        mini=False)
   config.input = dict(modality="rgb", offline=False, window=10, stride=6, train_windows=10,
                       test_windows=20, size=input_pipeline.SIZE, scales=input_pipeline.SCALES, flip=True,
                       batch_size=32, repeat=5, num_workers=2)
@@ -165,16 +169,24 @@ def data_dir(config, workdir) -> str | None:
     return os.path.expanduser(config.dataset.data_dir)
   if config.dataset.name.split("/")[0] == SYNTHETIC:
     return os.fspath(Path(workdir) / "data")
+  if config.dataset.mini:
+    return os.fspath(Path(workdir) / "mini_data")
   return None
 
 
 def ensure_dataset(config, workdir) -> None:
-  """Generates the synthetic dataset when the config names it and it is not built yet (other datasets
-  are prepared by `python -m data_prep.build`; a missing one fails when read, naming the folder)."""
+  """Generates the synthetic dataset, or prepares the miniature one (`dataset.mini`), when the config
+  names it and it is not built yet. Other datasets are prepared by `python -m data_prep.build`; a missing
+  one fails when read, naming the folder."""
   name = config.dataset.name.split("/")
   if name[0] == SYNTHETIC:
     from data_prep import synthetic  # pylint: disable=import-outside-toplevel (registers the builder)
     synthetic.build(data_dir(config, workdir), name[1] if len(name) > 1 else None)
+  elif config.dataset.mini:
+    from data_prep import mini  # pylint: disable=import-outside-toplevel
+    dataset, kind = name[0].split("_", 1)  # "ucf101", "frames" or "dynamic_images"
+    dynamic = (name[1].split("_", 1)[1],) if kind == "dynamic_images" else ()  # "split1_rgb_w10s6"
+    mini.build_mini(dataset, data_dir(config, workdir), dynamic)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -94,13 +94,19 @@ def _arg_items(point: dict) -> dict:
   return {k: v for k, v in point.items() if not k.startswith("config.")}
 
 
-def merged_arg(base_arg: str | None, point: dict) -> str:
-  """The get_config argument of a point: the command line's, then the point's arguments."""
+def _base_items(base_arg: str | None) -> dict:
+  """"dataset=hmdb51,runlocal" -> {"dataset": "hmdb51", "runlocal": None} (None: a bare flag)."""
   items = {}
   for item in filter(None, (base_arg or "").split(",")):
     key, _, value = item.partition("=")
     items[key.strip()] = value.strip() if value else None
-  items.update({k: v for k, v in _arg_items(point).items()})
+  return items
+
+
+def merged_arg(base_arg: str | None, point: dict) -> str:
+  """The get_config argument of a point: the command line's, then the point's arguments."""
+  items = _base_items(base_arg)
+  items.update(_arg_items(point))
   return ",".join(k if v is None or v is True else f"{k}={v}" for k, v in items.items() if v is not False)
 
 
@@ -152,8 +158,10 @@ def _measured(workdir: Path, point: dict) -> float | None:
   return json.loads(path.read_text())["mean_class_accuracy"]
 
 
-def results_table(module: ModuleType, workdir: Path, all_points: list[dict]) -> str:
-  """results.md: one row per point with the splits averaged (the paper's metric)."""
+def results_table(module: ModuleType, workdir: Path, all_points: list[dict],
+                  base_arg: str | None = None) -> str:
+  """results.md: one row per point with the splits averaged (the paper's metric). `paper_result` sees the
+  command line's arguments (e.g. the dataset) merged with the point's."""
   rows: dict[str, list] = {}
   for point in all_points:
     key = {k: v for k, v in point.items() if k != "split"}
@@ -167,7 +175,7 @@ def results_table(module: ModuleType, workdir: Path, all_points: list[dict]) -> 
            "| point | measured mean class accuracy % | splits | paper % |", "|---|---|---|---|"]
   for name, (key, values) in rows.items():
     measured = f"{100 * sum(values) / len(values):.2f}" if values else "not run"
-    reference = paper(key)
+    reference = paper({**_base_items(base_arg), **key})
     lines.append(f"| {name} | {measured} | {len(values)} | "
                  f"{'' if reference is None else f'{reference:.1f}'} |")
   return "\n".join(lines) + "\n"
@@ -197,9 +205,9 @@ def run(config_spec: str, workdir, print_only: bool = False) -> str:
       config.dataset.data_dir = os.fspath(workdir / "data")  # generated once for every point
     train.train(config, workdir / name)
     evaluate_lib.evaluate(config, workdir / name)
-    table = results_table(module, workdir, all_points)
+    table = results_table(module, workdir, all_points, base_arg)
     (workdir / RESULTS_FILE).write_text(table)
-  table = results_table(module, workdir, all_points)
+  table = results_table(module, workdir, all_points, base_arg)
   (workdir / RESULTS_FILE).write_text(table)
   print(table)
   return table

@@ -11,7 +11,7 @@ A clip is one video of a batch (one row of `frames`); every rate is clips per se
 2. ResNeXt-50 32x4d on 224 x 224 windows: `experiment.base_config()` (DI at the input: windows of 10
    frames every 6, ARP, max merge) with `--resnext-windows` windows per video (default 2, the reference
    trains on 10) and `--resnext-batch-size` videos (default 2), on the miniature UCF101 of real clips of
-   tests/mini_datasets.py (its two training videos; frames kept at their stored 320 x 240, no flow), built
+   data_prep/mini.py (its two training videos; frames kept at their stored 320 x 240, no flow), built
    into a temporary folder unless `--ucf-data-dir` names one. `--skip-resnext` leaves it out.
 
    For each config, against the train step as the baseline (x step):
@@ -72,7 +72,6 @@ from timing import median_seconds  # benchmarks/timing.py
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "experiments"))
-sys.path.insert(0, str(ROOT / "tests"))
 
 import synthetic_four_stream  # pylint: disable=wrong-import-position  # experiments/
 
@@ -121,7 +120,7 @@ def ensure_mini_ucf101(data_dir) -> None:
   under `data_dir` unless it is there."""
   from data_prep import build  # pylint: disable=import-outside-toplevel
   from data_prep.process import ProcessOptions  # pylint: disable=import-outside-toplevel
-  from mini_datasets import make_mini_ucf101  # pylint: disable=import-outside-toplevel  # tests/
+  from data_prep.mini import make_mini_ucf101  # pylint: disable=import-outside-toplevel
 
   probe = experiment.base_config()
   probe.dataset.name, probe.dataset.data_dir = UCF101, os.fspath(data_dir)

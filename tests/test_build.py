@@ -21,7 +21,7 @@ from data_prep import build, datasets, flow
 from data_prep.dynamic import dynamic_images, to_uint8
 from data_prep.process import ProcessOptions
 from data_prep.video import decode
-from mini_datasets import UCF101_CORRUPT, UCF101_VIDEOS, make_mini_hmdb51, make_mini_ucf101
+from data_prep.mini import UCF101_CORRUPT, UCF101_VIDEOS, make_mini_hmdb51, make_mini_ucf101
 
 OPTIONS = ProcessOptions(flow="dis", short_side=64)
 ARGS = ["--dataset", "ucf101", "--flow", "dis", "--short_side", "64", "--workers", "1"]

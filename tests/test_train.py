@@ -224,12 +224,8 @@ def test_parse_arg_big_vision_style():
 def test_offline_dynamic_images_and_frames_of_real_clips_train_and_evaluate(tmp_path):
   """The UCF101 datasets of data_prep (a miniature of real clips) through both pipelines: precomputed
   dynamic images (the offline path) and frames with ARP at the input, each two steps then evaluation."""
-  from data_prep import build  # pylint: disable=import-outside-toplevel
-  from data_prep.process import ProcessOptions  # pylint: disable=import-outside-toplevel
-  from mini_datasets import make_mini_ucf101  # pylint: disable=import-outside-toplevel
-  manual_dir = make_mini_ucf101(tmp_path / "manual")
-  build.build_datasets("ucf101", 1, manual_dir, tmp_path / "data", ProcessOptions(flow="dis", short_side=64),
-                       ("rgb_w10s6",))
+  from data_prep.mini import build_mini  # pylint: disable=import-outside-toplevel
+  build_mini("ucf101", tmp_path / "data", ("rgb_w10s6",))
   for name, offline in (("ucf101_dynamic_images/split1_rgb_w10s6", True), ("ucf101_frames/split1", False)):
     config = experiment.base_config()
     config.dataset.update(name=name, data_dir=os.fspath(tmp_path / "data"))

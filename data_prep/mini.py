@@ -1,5 +1,8 @@
 """Miniature UCF101 and HMDB51 folders in the layout of the extracted archives, from the real clips.
 
+What the tests and every config's `runlocal` mode train on: `build_mini(dataset, data_dir)` lays out
+the miniature and prepares it with `data_prep.build` (DIS flow, 64-pixel short side: seconds).
+
 The official split files (tests/data/splits) are copied whole, so a mini dataset names all 13,320 (6,766)
 videos but holds only a few: the rest are reported missing, as in a partly downloaded dataset. The clips
 are real UCF101 and HMDB51 videos (tests/data/SOURCES.md); where a split names more videos than we ship,
@@ -11,7 +14,8 @@ from __future__ import annotations
 from pathlib import Path
 import shutil
 
-DATA = Path(__file__).resolve().parent / "data"
+# The clips and split files ship with the repository's tests (tests/data/SOURCES.md), not with the package.
+DATA = Path(__file__).resolve().parents[1] / "tests" / "data"
 UCF_CLIP = DATA / "clips" / "ucf101" / "v_ApplyEyeMakeup_g01_c01.avi"
 HMDB_BOW = DATA / "clips" / "hmdb51" / "6arrowswithin30seconds_shoot_bow_f_nm_np1_fr_med_3.avi"
 HMDB_SWING = DATA / "clips" / "hmdb51" / "BaseballHitinSlowMotion_swing_baseball_f_nm_np1_fr_bad_0.avi"
@@ -55,3 +59,32 @@ def make_mini_hmdb51(root: Path) -> Path:
     (root / name).parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(clip, root / name)
   return root
+
+
+def build_mini(dataset: str, data_dir, dynamic_images: tuple[str, ...] = ()) -> Path:
+  """Prepares the miniature `dataset` ("ucf101" or "hmdb51"), split 1, into `data_dir` (TFDS datasets
+  `<dataset>_frames/split1` and the `dynamic_images` configs, e.g. ("rgb_w10s6",)); idempotent.
+
+  Raises:
+    FileNotFoundError: the repository's tests/data is not there (an installed package without it).
+    ValueError: an unknown dataset.
+  """
+  from data_prep import build  # pylint: disable=import-outside-toplevel
+  from data_prep.process import ProcessOptions  # pylint: disable=import-outside-toplevel
+
+  if dataset not in ("ucf101", "hmdb51"):
+    raise ValueError(f"dataset is {dataset!r}; expected 'ucf101' or 'hmdb51'")
+  if not DATA.is_dir():
+    raise FileNotFoundError(f"{DATA} is missing: the miniature datasets are made from the repository's "
+                            "test clips (run from a clone of the repository)")
+  data_dir = Path(data_dir)
+  manual_dir = data_dir / f"mini_{dataset}_manual"
+  if not manual_dir.is_dir():
+    tmp = data_dir / f"mini_{dataset}_manual.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    (make_mini_ucf101 if dataset == "ucf101" else make_mini_hmdb51)(tmp)
+    tmp.rename(manual_dir)
+  build.build_datasets(dataset, 1, manual_dir, data_dir, ProcessOptions(flow="dis", short_side=64),
+                       tuple(dynamic_images))
+  return data_dir

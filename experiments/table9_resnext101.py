@@ -1,0 +1,28 @@
+"""Table 9: the four streams with ResNeXt-101 (against ResNeXt-50, experiments/table8_four_stream.py).
+
+    python -m arp_jax.sweep experiments/table9_resnext101.py:dataset=ucf101 --workdir runs/table9/ucf101
+    python -m arp_jax.fuse runs/table9/ucf101/split=1,stream={si,di,of,dof}/scores.npz --names SI,DI,OF,DOF
+
+The paper reports only the fusion of the four streams: ResNeXt-101 95.5 % (UCF101) / 72.5 % (HMDB51),
+ResNeXt-50 95.0 / 71.5 (with IDT features 96.0 / 74.9 and 95.4 / 74.2; IDT is not part of this library).
+"""
+
+from arp_jax import paper_configs
+
+PAPER_FUSION = {"resnext101_32x4d": (95.5, 72.5), "resnext50_32x4d": (95.0, 71.5)}  # (UCF101, HMDB51)
+
+
+def get_config(arg=None):
+  """arg: dataset=ucf101|hmdb51, split=1..3, stream=si|di|of|dof, runlocal."""
+  args = paper_configs.arguments(arg, stream="di")
+  return paper_configs.stream_config(args["dataset"], args["split"], args["stream"], "resnext101_32x4d",
+                                     args["runlocal"])
+
+
+def get_hyper(h):
+  return h.product([h.sweep("split", [1, 2, 3]), h.sweep("stream", list(paper_configs.STREAMS))])
+
+
+def paper_result(point):
+  del point  # single streams are not reported for ResNeXt-101
+  return None
