@@ -164,7 +164,8 @@ def check_config(config) -> None:
 
 def data_dir(config, workdir) -> str | None:
   """The TFDS data folder of the run: config.dataset.data_dir, else <workdir>/data for the generated
-  dataset, else None (TFDS's default, ~/tensorflow_datasets)."""
+  dataset and <workdir>/mini_data for the miniature one, else None (TFDS's default,
+  ~/tensorflow_datasets)."""
   if config.dataset.data_dir:
     return os.path.expanduser(config.dataset.data_dir)
   if config.dataset.name.split("/")[0] == SYNTHETIC:

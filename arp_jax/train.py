@@ -133,7 +133,8 @@ def train(config, workdir) -> dict:
       # The key depends on the step only, so a resumed run draws the same dropout masks.
       state, metrics = train_step(state, batch, jax.random.fold_in(dropout_key, step))
       step += 1
-      sums = metrics if not sums else jax.tree.map(np.add, sums, metrics)
+      # Summed on the device: no wait for the step here, so the next batch is read while it runs.
+      sums = metrics if not sums else jax.tree.map(lambda a, b: a + b, sums, metrics)
       count += 1
       if bar is not None:
         bar.update(1)

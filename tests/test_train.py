@@ -241,3 +241,23 @@ def test_offline_dynamic_images_and_frames_of_real_clips_train_and_evaluate(tmp_
     assert report["num_videos"] == 2 and len(report["per_class_accuracy"]) == 101
     assert sorted(load_scores(workdir / evaluate.SCORES_FILE).names) == [
         "ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi", "ApplyLipstick/v_ApplyLipstick_g01_c01.avi"]
+
+
+@pytest.mark.slow
+def test_stop_request_saves_and_the_same_command_resumes(data_dir, tmp_path, monkeypatch):
+  config = _config("si", data_dir)
+  original = train._StopRequest.__enter__  # pylint: disable=protected-access
+
+  def requested_at_once(self):  # as if Ctrl-C came during the first step
+    original(self)
+    self.requested = True
+    return self
+
+  monkeypatch.setattr(train._StopRequest, "__enter__", requested_at_once)  # pylint: disable=protected-access
+  result = train.train(config, tmp_path)
+  assert result["stopped"] and result["step"] == 1
+  assert (tmp_path / "checkpoints" / "1").is_dir()  # saved although 1 is not a multiple of checkpoint_every
+  monkeypatch.undo()
+  result = train.train(config, tmp_path)
+  assert not result["stopped"] and result["step"] == config.max_steps
+  assert [r["step"] for r in read_metrics(tmp_path)] == [1, 2, 4]
