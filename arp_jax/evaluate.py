@@ -1,4 +1,4 @@
-"""Evaluates a trained stream: `python -m arp_jax.evaluate --config experiments/<file>.py[:args] --workdir DIR`.
+"""Evaluates a trained stream: `python -m arp_jax.evaluate --config FILE.py[:args] --workdir DIR`.
 
 Restores the latest checkpoint of DIR (what `arp_jax.train` wrote with the same config), scores every
 test video once from all its test windows (up to `input.test_windows`, the reference's 20), and writes
@@ -177,4 +177,4 @@ def _main(config, workdir: str) -> None:
 
 
 if __name__ == "__main__":
-  run_flags.run(_main, "folder of the trained run (its checkpoints); scores.npz and eval.json are written there")
+  run_flags.run(_main, "folder of the trained run (its checkpoints); scores.npz and eval.json go there")

@@ -206,7 +206,8 @@ def dataset_info(config, workdir) -> DatasetInfo:
     FileNotFoundError: the dataset is not prepared under the data folder.
   """
   import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
-  import data_prep.datasets  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import (registers them)
+  # Registers the UCF101/HMDB51 builders.
+  import data_prep.datasets  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
 
   directory = data_dir(config, workdir)
   try:
@@ -217,8 +218,8 @@ def dataset_info(config, workdir) -> DatasetInfo:
                             "`python -m data_prep.build`") from None
   if not builder.is_prepared():
     raise FileNotFoundError(f"dataset {config.dataset.name!r} is not prepared under "
-                            f"{directory or '~/tensorflow_datasets'}; build it with `python -m data_prep.build "
-                            "--data_dir ...` or set config.dataset.data_dir")
+                            f"{directory or '~/tensorflow_datasets'}; build it with `python -m "
+                            "data_prep.build --data_dir ...` or set config.dataset.data_dir")
   splits = builder.info.splits
   for field in ("train_split", "test_split"):
     if config.dataset[field] not in splits:
@@ -275,7 +276,8 @@ def model(config, num_classes: int) -> DynamicImageNetwork:
   c = config.model
   window = 1 if config.input.offline else config.input.window
   return DynamicImageNetwork(
-      backbone=c.backbone, num_classes=num_classes, in_channels=input_pipeline.CHANNELS[config.input.modality],
+      backbone=c.backbone, num_classes=num_classes,
+      in_channels=input_pipeline.CHANNELS[config.input.modality],
       window=window, stride=window, start=0, tail="pad", pool_at=c.pool_at, pooling=c.pooling,
       merge=c.merge, dropout_rate=c.dropout_rate, dtype=DTYPES[c.dtype])
 
@@ -351,7 +353,8 @@ def train_state(config, network: DynamicImageNetwork, num_train: int) -> tuple[T
 def total_steps(config, num_train: int) -> int:
   """Train steps (sub-batches) of the whole run: epochs x updates per epoch x accumulation, or
   config.max_steps when smaller."""
-  steps = len(config.optim.learning_rates) * steps_per_epoch(config, num_train) * config.optim.accumulation_steps
+  steps = (len(config.optim.learning_rates) * steps_per_epoch(config, num_train)
+           * config.optim.accumulation_steps)
   return min(steps, config.max_steps) if config.max_steps else steps
 
 

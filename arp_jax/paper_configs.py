@@ -42,8 +42,12 @@ def arguments(arg: str | None, **defaults) -> dict:
 
 
 def stream_config(dataset: str, split: int, stream: str, backbone: str = "resnext50_32x4d",
-                  runlocal: bool = False) -> ml_collections.ConfigDict:
-  """The config of one stream of the paper (see the module docstring)."""
+                  runlocal: bool = False, **model) -> ml_collections.ConfigDict:
+  """The config of one stream of the paper (see the module docstring).
+
+  `model` overrides the stream's windows and pooling for the ablations: window, stride (the input's
+  windows, tau and s), pool_at, pooling, merge (`DynamicImageNetwork` fields).
+  """
   if stream not in STREAMS:
     raise ValueError(f"stream is {stream!r}; expected one of {STREAMS}")
   flow = stream in ("of", "dof")
@@ -64,6 +68,14 @@ def stream_config(dataset: str, split: int, stream: str, backbone: str = "resnex
   else:
     config.optim.learning_rates = RESNEXT_FLOW if flow else RESNEXT_RGB
   config.eval.aggregate = "mean" if frames else "network"
+  for key, value in model.items():
+    if key in ("window", "stride"):
+      config.input[key] = value
+    elif key in ("pool_at", "pooling", "merge"):
+      config.model[key] = value
+    else:
+      raise ValueError(f"unknown override {key}={value!r}; expected window, stride, pool_at, pooling or "
+                       "merge")
   return shrink(config) if runlocal else config
 
 

@@ -1,4 +1,4 @@
-"""Table 8: the four streams (SI, DI, OF, DOF) of ResNeXt-50 and their fusion, UCF101 and HMDB51.
+r"""Table 8: the four streams (SI, DI, OF, DOF) of ResNeXt-50 and their fusion, UCF101 and HMDB51.
 
     python -m arp_jax.train --config experiments/table8_four_stream.py:dataset=hmdb51,split=2,stream=dof \
         --workdir runs/table8/hmdb51/split=2,stream=dof

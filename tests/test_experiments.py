@@ -61,3 +61,27 @@ def test_table8_paper_results():
   assert module.paper_result({"stream": "di"}) == 86.6
   assert module.paper_result({"stream": "dof", "dataset": "hmdb51"}) == 58.9
   assert module.get_config("dataset=hmdb51,split=3,stream=of").dataset.name == "hmdb51_frames/split3"
+
+
+def test_ablation_configs_sweeps_and_paper_results():
+  def load(name):
+    return sweep.load_config_file(ROOT / "experiments" / f"{name}.py")
+
+  table3, merge, table4, table5 = (load(n) for n in ("table3_windows", "temporal_pooling",
+                                                       "table4_dynamic_maps", "table5_parametric_pooling"))
+  grid = [(p["window"], p["stride"]) for p in sweep.points(table3)]
+  assert grid == [(5, 3), (10, 3), (10, 6), (20, 6), (20, 12)]
+  assert table3.paper_result({"window": 10, "stride": 6}) == 67.4
+  assert table3.paper_result({"window": 10, "stride": 6, "dataset": "hmdb51"}) is None
+  config = table3.get_config("window=20,stride=12")
+  assert (config.input.window, config.input.stride, config.model.backbone) == (20, 12, "caffenet")
+  assert merge.paper_result({"merge": "max"}) == 68.3 and merge.get_config("merge=arp").model.merge == "arp"
+  assert len(sweep.points(table4)) == 12 and len(sweep.points(table5)) == 24
+  assert {p["pooling"] for p in sweep.points(table5)} == {"pp1", "pp2"}
+  assert table4.paper_result({"depth": "conv3", "pooling": "arp"}) == 73.3
+  assert table5.paper_result({"depth": "conv3", "pooling": "pp1", "dataset": "hmdb51"}) == 38.4
+  deep = table5.get_config("depth=conv4,pooling=pp2,dataset=hmdb51")
+  assert (deep.model.pool_at, deep.model.pooling) == ("conv4", "pp2")
+  assert deep.dataset.name == "hmdb51_frames/split1"
+  with pytest.raises(ValueError, match="depth='res3'"):
+    table4.get_config("depth=res3")
