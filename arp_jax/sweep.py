@@ -126,6 +126,8 @@ def point_config(module: ModuleType, base_arg: str | None, point: dict):
     node = config
     *parents, last = key[len("config."):].split(".")
     for parent in parents:
+      if parent not in node or not hasattr(node[parent], "keys"):
+        raise ValueError(f"sweep key {key!r} names no config field")
       node = node[parent]
     if last not in node:
       raise ValueError(f"sweep key {key!r} names no config field")

@@ -36,8 +36,9 @@ def test_points_configs_and_commands(tmp_path):
   assert " -m arp_jax.train " in train and " -m arp_jax.evaluate " in evaluate
   assert f"--config={SYNTHETIC}:runlocal,stream=of" in train
   assert "'--config.optim.learning_rates=[0.1, 0.01]'" in train
-  with pytest.raises(ValueError, match="names no config field"):
-    sweep.point_config(module, None, {"config.optim.lr": 0.1})
+  for key in ("config.optim.lr", "config.optimizer.lr", "config.seed.value"):
+    with pytest.raises(ValueError, match="names no config field"):
+      sweep.point_config(module, None, {key: 0.1})
   assert sweep.main([os.fspath(tmp_path / "none.py"), "--workdir", os.fspath(tmp_path)]) == 2
 
 
