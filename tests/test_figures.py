@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 import arp_jax
-from arp_jax import cli, figures
+from arp_jax import figures
 from data_prep import flow as flow_lib
 
 REPO = Path(__file__).resolve().parents[1]
@@ -173,18 +173,8 @@ def test_weights_figure_harmonic_only_and_bad_lengths():
 
 # --- CLI ------------------------------------------------------------------------------------------------
 
-def _run(argv, capsys):
-  status = cli.main([str(a) for a in argv])
-  out, err = capsys.readouterr()
-  return status, out, err
-
-
-def _assert_usage_error(status, err, *fragments):
-  assert status == 2
-  assert len(err.strip().splitlines()) == 1, err
-  assert "Traceback" not in err
-  for fragment in fragments:
-    assert fragment in err
+# The CLI tests' helpers: run `arp-jax ...`, and check a one-line usage error.
+from test_cli import _assert_usage_error, _run  # noqa: E402  pylint: disable=wrong-import-position
 
 
 def test_cli_figure_video(tmp_path, capsys):
