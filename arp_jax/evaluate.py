@@ -31,7 +31,7 @@ import numpy as np
 from jax.experimental import multihost_utils
 from jax.sharding import NamedSharding, PartitionSpec
 
-from arp_jax import checkpoint, experiment, metrics, run_flags
+from arp_jax import checkpoint, experiment, input_pipeline, metrics, run_flags
 from arp_jax.scores import Scores, save_scores
 from arp_jax.train_step import DATA_AXIS, data_mesh, global_batch, replicate
 
@@ -61,7 +61,8 @@ def window_mean_scores(network, variables, frames, lengths, window: int):
 
 
 def make_eval_step(network, mesh, aggregate: str, window: int):
-  """The jitted `(variables, batch) -> (scores [B, K], index, valid, label)`, all sharded over `mesh`."""
+  """The jitted `(variables, batch) -> (scores [B, K], index, valid, label, name)`, all sharded over
+  `mesh` (the batch's own index, valid, label and name pass through, to be gathered with the scores)."""
   if aggregate not in experiment.AGGREGATES:
     raise ValueError(f"aggregate is {aggregate!r}; expected one of {experiment.AGGREGATES}")
   replicated = NamedSharding(mesh, PartitionSpec())
@@ -72,7 +73,7 @@ def make_eval_step(network, mesh, aggregate: str, window: int):
       scores = network.apply(variables, batch["frames"], train=False, lengths=batch["length"])
     else:
       scores = window_mean_scores(network, variables, batch["frames"], batch["length"], window)
-    return scores.astype(jnp.float32), batch["index"], batch["valid"], batch["label"]
+    return scores.astype(jnp.float32), batch["index"], batch["valid"], batch["label"], batch["name"]
 
   return jax.jit(step, in_shardings=(replicated, sharded), out_shardings=sharded)
 
@@ -84,12 +85,9 @@ def _gather(array) -> np.ndarray:
   return np.asarray(multihost_utils.process_allgather(array, tiled=True))
 
 
-def _name(value) -> str:
-  return value.decode() if isinstance(value, (bytes, np.bytes_)) else str(value)
-
-
 def score_videos(config, workdir, network, variables, mesh, num_test: int):
-  """(index int [N], label int [N], scores float32 [N, K]) of every test video, in source order.
+  """(index int [N], label int [N], scores float32 [N, K], names [N]) of every test video, in source
+  order, on every host.
 
   Raises:
     RuntimeError: a test video was scored twice or never (the sharding or padding went wrong).
@@ -98,16 +96,16 @@ def score_videos(config, workdir, network, variables, mesh, num_test: int):
   step = make_eval_step(network, mesh, config.eval.aggregate, window)
   parts = []
   for batch in experiment.dataset(config, workdir, train=False):
-    scores, index, valid, label = (_gather(x) for x in step(variables, global_batch(batch, mesh)))
-    parts.append((index[valid], label[valid], scores[valid]))
-  index, label, scores = (np.concatenate(x) for x in zip(*parts))
+    scores, index, valid, label, name = (_gather(x) for x in step(variables, global_batch(batch, mesh)))
+    parts.append((index[valid], label[valid], scores[valid], name[valid]))
+  index, label, scores, names = (np.concatenate(x) for x in zip(*parts))
   counts = np.bincount(index, minlength=num_test)
   if len(counts) != num_test or (counts != 1).any():
     bad = np.flatnonzero(counts != 1)[:5]
     raise RuntimeError(f"test videos {bad.tolist()} were scored {counts[bad].tolist()} times; expected each "
                        f"of the {num_test} exactly once")
   order = np.argsort(index)
-  return index[order], label[order], scores[order]
+  return index[order], label[order], scores[order], input_pipeline.decode_names(names[order])
 
 
 def evaluate(config, workdir) -> dict:
@@ -136,9 +134,7 @@ def evaluate(config, workdir) -> dict:
     state, step = manager.restore_or(replicate(state, mesh))
   variables = {"params": state.params, "batch_stats": state.batch_stats}
 
-  index, labels, scores = score_videos(config, workdir, network, variables, mesh, info.num_test)
-  source = experiment.source(config, workdir, train=False)
-  names = [_name(source[int(i)]["name"]) for i in index]
+  _, labels, scores, names = score_videos(config, workdir, network, variables, mesh, info.num_test)
   result = Scores(names=names, labels=labels, scores=scores, classes=info.class_names)
   per_class = metrics.per_class_accuracy(scores, labels)
   report = {

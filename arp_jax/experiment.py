@@ -15,6 +15,8 @@ their table varies:
   dataset.train_split, dataset.test_split
   input.modality        "rgb" or "flow"
   input.offline         read precomputed dynamic images (`*_dynamic_images` datasets) instead of frames
+  input.offline_values  "image" (the stored 8-bit images minus the mean, as the paper feeds them) or
+                        "restored" (their pooled float values); `make_dynamic_image_dataset`'s `values`
   input.window, .stride tau and s of the windows (1, 1: single frames, the SI and OF streams)
   input.train_windows   windows per video in training (the reference's 10)
   input.test_windows    windows per video at test (20)
@@ -66,9 +68,9 @@ def base_config() -> ml_collections.ConfigDict:
   config.seed = 0
   config.dataset = dict(name="ucf101_frames/split1", data_dir="", train_split="train", test_split="test",
                         mini=False)
-  config.input = dict(modality="rgb", offline=False, window=10, stride=6, train_windows=10,
-                      test_windows=20, size=input_pipeline.SIZE, scales=input_pipeline.SCALES, flip=True,
-                      batch_size=32, repeat=5, num_workers=2)
+  config.input = dict(modality="rgb", offline=False, offline_values="image", window=10, stride=6,
+                      train_windows=10, test_windows=20, size=input_pipeline.SIZE,
+                      scales=input_pipeline.SCALES, flip=True, batch_size=32, repeat=5, num_workers=2)
   config.model = dict(backbone="resnext50_32x4d", pool_at="stem", pooling="arp", merge="max",
                       dropout_rate=0.5, dtype="float32")
   config.optim = dict(learning_rates=[1e-2] * 2 + [1e-3] * 8, momentum=optim.MOMENTUM,
@@ -81,6 +83,16 @@ def base_config() -> ml_collections.ConfigDict:
   config.keep_checkpoints = 3
   config.max_steps = 0
   return config
+
+
+def arg_items(arg: str | None) -> dict[str, str | None]:
+  """The items of a `get_config` argument as text: "dataset=hmdb51,runlocal" -> {"dataset": "hmdb51",
+  "runlocal": None} (None: a bare flag); a later item overrides an earlier one."""
+  items = {}
+  for item in filter(None, (part.strip() for part in (arg or "").split(","))):
+    key, has_value, text = (part.strip() for part in item.partition("="))
+    items[key] = text if has_value else None
+  return items
 
 
 def parse_arg(arg: str | None, defaults: Mapping[str, object]) -> dict:
@@ -98,12 +110,11 @@ def parse_arg(arg: str | None, defaults: Mapping[str, object]) -> dict:
     ValueError: an unknown key, or a value that does not convert.
   """
   out = dict(defaults)
-  for item in filter(None, (part.strip() for part in (arg or "").split(","))):
-    key, has_value, text = (part.strip() for part in item.partition("="))
+  for key, text in arg_items(arg).items():
     if key not in defaults:
       raise ValueError(f"unknown config argument {key!r} in {arg!r}; expected some of {sorted(defaults)}")
     default = defaults[key]
-    if not has_value:
+    if text is None:
       if not isinstance(default, bool):
         raise ValueError(f"config argument {key!r} needs a value ({key}=...)")
       out[key] = True
@@ -146,6 +157,8 @@ def check_config(config) -> None:
     _positive_int(config, field)
   if config.input.modality not in input_pipeline.MODALITIES:
     _fail("input.modality", config.input.modality, f"one of {input_pipeline.MODALITIES}")
+  if config.input.offline_values not in input_pipeline.OFFLINE_VALUES:
+    _fail("input.offline_values", config.input.offline_values, f"one of {input_pipeline.OFFLINE_VALUES}")
   if config.eval.aggregate not in AGGREGATES:
     _fail("eval.aggregate", config.eval.aggregate, f"one of {AGGREGATES}")
   if config.model.dtype not in DTYPES:
@@ -262,7 +275,7 @@ def dataset(config, workdir, train: bool, num_epochs: int | None = None):
                 shard_index=jax.process_index(), shard_count=jax.process_count(), scales=tuple(c.scales),
                 flip=c.flip, num_workers=c.num_workers)
   if c.offline:
-    return input_pipeline.make_dynamic_image_dataset(**common).map(_as_frames)
+    return input_pipeline.make_dynamic_image_dataset(values=c.offline_values, **common).map(_as_frames)
   return input_pipeline.make_dataset(window=c.window, stride=c.stride, **common)
 
 

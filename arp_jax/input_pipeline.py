@@ -13,9 +13,10 @@ Two pipelines read the TFDS datasets of `data_prep` with random access (array_re
 the frames of the kept windows back to back, so the model pools them with window=tau, stride=tau,
 start=0: per video `frames float32 [S_max * tau, size, size, C]`, `length` = S * tau real frames (the
 windows past it repeat the last real window) and `label`. `make_dynamic_image_dataset` (the offline path)
-reads the precomputed dynamic images instead: `images float32 [S_max, size, size, C]`, `length` = S.
-In eval mode both add `index` (the video's position in the source, to match scores to names) and
-`valid` (False for padding), and never drop a video.
+reads the precomputed dynamic images (or other summary images) instead: `images float32 [S_max, size,
+size, C]`, `length` = S; by default the stored 8-bit images minus the mean, as the paper trains on them.
+In eval mode both add `index` (the video's position in the source), `name` (uint8 [NAME_BYTES],
+`decode_names`) and `valid` (False for padding), and never drop a video.
 
 Randomness: every random choice of a video (which windows, which crops, which flips) comes from the
 `np.random.Generator` that Grain's `random_map` derives from the seed and the element's position, so a
@@ -73,6 +74,10 @@ _MEANS = {"rgb": RGB_MEAN, "flow": FLOW_MEAN}
 # Features of the datasets: the image sequences of each modality.
 FRAME_KEYS = {"rgb": ("frames",), "flow": ("flow_x", "flow_y")}
 DYNAMIC_IMAGE_KEYS = {"rgb": ("images",), "flow": ("images_x", "images_y")}
+# The width of a video name in eval batches (`encode_name`); UCF101's and HMDB51's are under 128.
+NAME_BYTES = 256
+# What the offline pipeline feeds the network (`make_dynamic_image_dataset`).
+OFFLINE_VALUES = ("image", "restored")
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -310,11 +315,18 @@ def data_source(name: str, split: str, data_dir=None):
   decoder that wrote them; the pixels equal TFDS's own decoding), instead of the whole video.
 
   Raises:
-    ValueError: `name` or `split` is not a string.
+    ValueError: `name` or `split` is not a string, or `split` is not a split of the dataset.
+    FileNotFoundError: the dataset is not prepared under `data_dir` (TFDS would try to build it).
   """
   for arg, value in (("name", name), ("split", split)):
     if not isinstance(value, str) or not value:
       raise ValueError(f"{arg} is {value!r}; expected a string, e.g. 'ucf101_frames/split1' and 'train'")
+  builder = tfds.builder(name, data_dir=data_dir)
+  if not builder.is_prepared():
+    raise FileNotFoundError(f"dataset {name!r} is not prepared under {data_dir or '~/tensorflow_datasets'}; "
+                            "build it with `python -m data_prep.build` (or pass its data_dir)")
+  if split not in builder.info.splits:
+    raise ValueError(f"split is {split!r}; expected one of {sorted(builder.info.splits)} of {name}")
   features = tfds.data_source(name, split=split, data_dir=data_dir).dataset_info.features
   decoders = {key: _JpegBytes() for key, feature in features.items()
               if isinstance(feature, tfds.features.Sequence) and isinstance(feature.feature,
@@ -453,12 +465,33 @@ def _as_padding(element: _Element) -> _Element:
   return dataclasses.replace(element, valid=False)
 
 
+def encode_name(name) -> np.ndarray:
+  """A video name as uint8 [NAME_BYTES] (UTF-8, zero-padded): an array, so that evaluation gathers the
+  names of every host's videos with their scores instead of reading the test set again.
+
+  Raises:
+    ValueError: the name is longer than NAME_BYTES bytes in UTF-8.
+  """
+  raw = bytes(name) if isinstance(name, (bytes, np.bytes_)) else str(name).encode()
+  if len(raw) > NAME_BYTES:
+    raise ValueError(f"video name {raw[:40]!r}... has {len(raw)} bytes; expected at most {NAME_BYTES}")
+  out = np.zeros(NAME_BYTES, np.uint8)
+  out[:len(raw)] = np.frombuffer(raw, np.uint8)
+  return out
+
+
+def decode_names(codes) -> list[str]:
+  """`encode_name`'s inverse for uint8 [N, NAME_BYTES] -> N names."""
+  return [bytes(row).rstrip(b"\0").decode() for row in np.asarray(codes, np.uint8)]
+
+
 def _outputs(element: _Element, label, train: bool, **arrays) -> dict:
   if isinstance(label, bool) or not isinstance(label, (int, np.integer)):
     raise ValueError(f"video {element.index} has label {label!r}; expected an int class index")
   out = dict(arrays, label=np.int32(label))
   if not train:
-    out.update(index=np.int32(element.index), valid=np.bool_(element.valid))
+    out.update(index=np.int32(element.index), valid=np.bool_(element.valid),
+               name=encode_name(element.example.get("name", b"")))
   return out
 
 
@@ -468,7 +501,7 @@ class VideoTransform:
 
   Returns per video `frames float32 [max_windows * window, size, size, C]`, `length int32` (= S * window
   real frames; the windows past them repeat the last real window), `label int32`, and at test `index`,
-  `valid`.
+  `name`, `valid`.
   """
   train: bool
   modality: str
@@ -506,9 +539,9 @@ class VideoTransform:
 class DynamicImageTransform:
   """Grain random_map of the dynamic-image pipeline: keep windows as the reference does, augment each.
 
-  Returns per video `images float32 [max_windows, size, size, C]` (restored float range, see
-  `decode_dynamic_images`), `length int32` (S real images; the rest repeat the last), `label int32`, and
-  at test `index`, `valid`.
+  Returns per video `images float32 [max_windows, size, size, C]` (`values`: "image", the 8-bit images
+  minus the mean; "restored", the float range of `decode_dynamic_images`), `length int32` (S real images;
+  the rest repeat the last), `label int32`, and at test `index`, `name`, `valid`.
   """
   train: bool
   modality: str
@@ -516,6 +549,7 @@ class DynamicImageTransform:
   size: int
   scales: tuple[int, ...] = SCALES
   flip: bool = True
+  values: str = "image"
 
   def __call__(self, element: _Element, rng: np.random.Generator) -> dict:
     example = element.example
@@ -523,15 +557,22 @@ class DynamicImageTransform:
     # The dataset's windows already start where the reference starts them (frame 3 in the training
     # split, 1 in the test split); only the subset is drawn here. A dynamic image is one window.
     kept = _keep(n, _num_kept(n, self.train, self.max_windows, frames=False), rng)
-    images = decode_dynamic_images(example, self.modality, kept)
+    flow = self.modality == "flow"
+    if self.values == "image":
+      keys = DYNAMIC_IMAGE_KEYS[self.modality]
+      images = _decode_sequences(_sequences(example, keys), keys, kept)
+      # A flip negates the dynamic image's u (below), and min-max scaling maps -v to the code 255 - q.
+      flip_u, offset = (_flip_code if flow else None), _MEANS[self.modality]
+    else:
+      images = decode_dynamic_images(example, self.modality, kept)
+      # Flipping a flow video maps u to 255 - u in every frame; the ARP weights sum to zero, so the 255s
+      # cancel and the dynamic image's u is negated (exact for windows of 2 or more frames).
+      flip_u, offset = (np.negative if flow else None), 0.0
     out = np.empty((self.max_windows, self.size, self.size, CHANNELS[self.modality]), np.float32)
-    # Flipping a flow video maps u to 255 - u in every frame; the ARP weights sum to zero, so the 255s
-    # cancel and the dynamic image's u is negated (exact for windows of 2 or more frames).
-    flip_u = np.negative if self.modality == "flow" else None
     for s, image in enumerate(images):
       params = crop_params(image.shape[0], image.shape[1], rng, self.train, self.scales, self.size,
                            self.flip)
-      _crop_resize_flip([image], params, self.size, flip_u, 0.0, out[s:s + 1])
+      _crop_resize_flip([image], params, self.size, flip_u, offset, out[s:s + 1])
     out[len(kept):] = out[len(kept) - 1]
     return _outputs(element, example.get("label"), self.train, images=out, length=np.int32(len(kept)))
 
@@ -642,8 +683,9 @@ def make_dataset(source, *, train: bool, modality: str, window: int, stride: int
 
   Returns:
     A `grain.IterDataset` of dicts: `frames float32 [B, max_windows * window, size, size, C]`,
-    `length int32 [B]`, `label int32 [B]`, and in eval `index int32 [B]`, `valid bool [B]`. Iterate
-    it (`iter(ds)`) for a checkpointable iterator. The model pools with window=tau, stride=tau, start=0.
+    `length int32 [B]`, `label int32 [B]`, and in eval `index int32 [B]`, `name uint8 [B, NAME_BYTES]`
+    (`decode_names`), `valid bool [B]`. Iterate it (`iter(ds)`) for a checkpointable iterator. The model
+    pools with window=tau, stride=tau, start=0.
 
   Raises:
     ValueError: an argument is out of range (see the messages), or the source is empty.
@@ -662,18 +704,25 @@ def make_dynamic_image_dataset(source, *, train: bool, modality: str, max_window
                                batch_size: int, seed: int, num_epochs: int | None, shard_index: int = 0,
                                shard_count: int = 1, drop_remainder: bool = True,
                                scales: Sequence[int] = SCALES, flip: bool = True, num_workers: int = 0,
-                               read_options: grain.ReadOptions | None = None) -> grain.IterDataset:
+                               read_options: grain.ReadOptions | None = None,
+                               values: str = "image") -> grain.IterDataset:
   """The precomputed dynamic images pipeline (the paper's offline path).
 
-  Reads `*_dynamic_images` examples (one image per window, or one per video), keeps windows as the
-  reference does (training: all up to `max_windows`, else a random min(max_windows, ceil(n / 2));
-  test: at most `max_windows`), and crops and flips each image as `crop_params` draws (flow: a flip
-  negates u, see `DynamicImageTransform`). Arguments as `make_dataset`.
+  Reads `*_dynamic_images` examples (one image per window, or one per video; dynamic images or the other
+  summary images of Table 1), keeps windows as the reference does (training: all up to `max_windows`,
+  else a random min(max_windows, ceil(n / 2)); test: at most `max_windows`), and crops and flips each
+  image as `crop_params` draws (flow: a flip negates u, see `DynamicImageTransform`). Arguments as
+  `make_dataset`, and `values`:
+    "image" (the paper: dynamic images are "scaled into [0, 255] range again" and "fed into a CNN as
+      input"): the stored 8-bit image minus the mean, exactly as a frame (RGB minus `RGB_MEAN`, flow
+      codes minus 128);
+    "restored": the pooled values themselves (`decode_dynamic_images`), e.g. for a network that scales
+      its input itself.
 
   Returns:
-    A `grain.IterDataset` of dicts: `images float32 [B, max_windows, size, size, C]` (float range
-    restored, `decode_dynamic_images`), `length int32 [B]` real images, `label int32 [B]`, and in eval
-    `index int32 [B]`, `valid bool [B]`. The model takes them as frames with window=1 and merges them.
+    A `grain.IterDataset` of dicts: `images float32 [B, max_windows, size, size, C]`, `length int32 [B]`
+    real images, `label int32 [B]`, and in eval `index int32 [B]`, `name uint8 [B, NAME_BYTES]`,
+    `valid bool [B]`. The model takes them as frames with window=1 and merges them.
 
   Raises:
     ValueError: an argument is out of range, or the source is empty.
@@ -681,10 +730,16 @@ def make_dynamic_image_dataset(source, *, train: bool, modality: str, max_window
   transform = DynamicImageTransform(
       train=_check_bool("train", train), modality=_check_modality(modality),
       max_windows=_check_int("max_windows", max_windows, 1), size=_check_int("size", size, 1),
-      scales=_check_scales(scales), flip=_check_bool("flip", flip))
+      scales=_check_scales(scales), flip=_check_bool("flip", flip), values=_check_values(values))
   return _pipeline(source, transform, train=train, batch_size=batch_size, seed=seed, num_epochs=num_epochs,
                    shard_index=shard_index, shard_count=shard_count, drop_remainder=drop_remainder,
                    num_workers=num_workers, read_options=read_options)
+
+
+def _check_values(values) -> str:
+  if values not in OFFLINE_VALUES:
+    raise ValueError(f"values is {values!r}; expected one of {OFFLINE_VALUES}")
+  return values
 
 
 # --------------------------------------------------------------------------------------------------------

@@ -81,7 +81,8 @@ def stream_config(dataset: str, split: int, stream: str, backbone: str = "resnex
 
 def shrink(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   """The runlocal version of a config (see the module docstring)."""
-  config.dataset.name = config.dataset.name.split("/")[0] + "/split1"
+  name, variant = config.dataset.name.split("/")  # "ucf101_frames/split3", "..._dynamic_images/split3_rgb_single"
+  config.dataset.name = f"{name}/split1{variant.removeprefix(variant.split('_')[0])}"
   config.dataset.mini = True
   if config.model.backbone.startswith("resnext"):
     config.model.backbone = "resnext_tiny"

@@ -94,18 +94,9 @@ def _arg_items(point: dict) -> dict:
   return {k: v for k, v in point.items() if not k.startswith("config.")}
 
 
-def _base_items(base_arg: str | None) -> dict:
-  """"dataset=hmdb51,runlocal" -> {"dataset": "hmdb51", "runlocal": None} (None: a bare flag)."""
-  items = {}
-  for item in filter(None, (base_arg or "").split(",")):
-    key, _, value = item.partition("=")
-    items[key.strip()] = value.strip() if value else None
-  return items
-
-
 def merged_arg(base_arg: str | None, point: dict) -> str:
   """The get_config argument of a point: the command line's, then the point's arguments."""
-  items = _base_items(base_arg)
+  items = experiment.arg_items(base_arg)
   items.update(_arg_items(point))
   return ",".join(k if v is None or v is True else f"{k}={v}" for k, v in items.items() if v is not False)
 
@@ -177,7 +168,7 @@ def results_table(module: ModuleType, workdir: Path, all_points: list[dict],
            "| point | measured mean class accuracy % | splits | paper % |", "|---|---|---|---|"]
   for name, (key, values) in rows.items():
     measured = f"{100 * sum(values) / len(values):.2f}" if values else "not run"
-    reference = paper({**_base_items(base_arg), **key})
+    reference = paper({**experiment.arg_items(base_arg), **key})
     lines.append(f"| {name} | {measured} | {len(values)} | "
                  f"{'' if reference is None else f'{reference:.1f}'} |")
   return "\n".join(lines) + "\n"

@@ -35,7 +35,8 @@ from data_prep import splits as splits_lib
 from data_prep.process import FLOW_CHOICES, Outcome, ProcessOptions, prepare_into_cache
 
 REPORT_FOLDER = "arp_jax_reports"
-DYNAMIC_CHOICES = ("rgb_single", "rgb_w10s6", "flow_single", "flow_w10s6")
+DYNAMIC_CHOICES = ("rgb_single", "rgb_w10s6", "flow_single", "flow_w10s6", "rgb_single_rp", "rgb_single_mean",
+                   "rgb_single_max", "rgb_single_mhi")
 
 
 def _progress(total: int, description: str):

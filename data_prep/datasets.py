@@ -7,6 +7,9 @@
         per video: name, label, fps, num_frames, the dynamic images (one, or one per window of tau frames
         every s, training windows from frame 3 and test windows from frame 1 as the reference samples them),
         as 8-bit JPEG with the float range of each (`low`, `high`; see `data_prep.dynamic`).
+    ucf101_dynamic_images/split{k}_rgb_single_{rp,mean,max,mhi}, hmdb51_dynamic_images/...
+        the other summary images of Tables 1 and 2, one per video: exact rank pooling, mean image, max
+        image, motion history image (same features).
 
 Files are array_record, written and read without TensorFlow; training reads them with random access:
 
@@ -32,7 +35,7 @@ import tensorflow_datasets as tfds
 
 from data_prep import splits as splits_lib
 from data_prep.cache import VideoCache
-from data_prep.dynamic import dynamic_images, to_uint8
+from data_prep.dynamic import SUMMARIES, VALUE_RANGES, summary_images, to_uint8
 from data_prep.jpeg import decode_jpeg, encode_jpeg
 from data_prep.process import ProcessOptions, prepare_into_cache
 from data_prep.video import decode
@@ -241,18 +244,28 @@ class _FramesBuilder(_VideoBuilder, skip_registration=True):
 
 @dataclasses.dataclass
 class DynamicImagesConfig(tfds.core.BuilderConfig):
-  """split 1..3; modality "rgb" or "flow"; window None for one dynamic image per video, else tau frames
-  every `stride`, from the 0-based frame `start_train` in training and `start_test` at test."""
+  """split 1..3; modality "rgb" or "flow"; window None for one image per video, else tau frames every
+  `stride`, from the 0-based frame `start_train` in training and `start_test` at test; method one of
+  `data_prep.dynamic.SUMMARIES` ("arp": dynamic images)."""
   split: int = 1
   modality: str = "rgb"
   window: int | None = None
   stride: int | None = None
   start_train: int = 2  # frame 3 (1-based), the reference's training start
   start_test: int = 0
+  method: str = "arp"
 
   def __post_init__(self):
     if self.modality not in ("rgb", "flow"):
       raise ValueError(f"modality is {self.modality!r}; expected 'rgb' or 'flow'")
+    if self.method not in SUMMARIES:
+      raise ValueError(f"method is {self.method!r}; expected one of {SUMMARIES}")
+
+
+# The summary images of Tables 1 and 2 beside the dynamic image (RGB, one per video).
+_BASELINES = {"rp": "One dynamic image per video by exact rank pooling (VideoDarwin's SVR, C = 10).",
+              "mean": "One mean image per video.", "max": "One max image per video.",
+              "mhi": "One motion history image per video (grey, repeated over the channels)."}
 
 
 def _dynamic_configs():
@@ -264,6 +277,9 @@ def _dynamic_configs():
       configs.append(DynamicImagesConfig(
           name=f"split{split}_{modality}_w10s6", split=split, modality=modality, window=10, stride=6,
           description="Windows of 10 frames, stride 6 (Table 3's best), the last one padded."))
+    for method, description in _BASELINES.items():
+      configs.append(DynamicImagesConfig(name=f"split{split}_rgb_single_{method}", split=split, modality="rgb",
+                                         start_train=0, method=method, description=description))
   return configs
 
 
@@ -280,8 +296,8 @@ class _DynamicImagesBuilder(_VideoBuilder, skip_registration=True):
       images = {"images_x": jpeg_sequence(1), "images_y": jpeg_sequence(1)}
     return tfds.core.DatasetInfo(
         builder=self,
-        description=f"{self.DATASET} precomputed dynamic images (approximate rank pooling, eq. 3) of the "
-                    f"{config.modality} frames, min-max scaled to 8 bits per image; "
+        description=f"{self.DATASET} precomputed summary images of the {config.modality} frames "
+                    f"({config.description}), scaled to 8 bits (dynamic images: min-max per image); "
                     "value = low + q / 255 * (high - low).",
         features=tfds.features.FeaturesDict({
             "name": tfds.features.Text(),
@@ -312,10 +328,10 @@ class _DynamicImagesBuilder(_VideoBuilder, skip_registration=True):
       fps, num_frames = record.fps, record.num_frames
     start = config.start_train if training else config.start_test
     if config.window is None:
-      pooled = dynamic_images(frames)
+      pooled = summary_images(frames, config.method)
     else:
-      pooled = dynamic_images(frames, config.window, config.stride, min(start, len(frames) - 1))
-    images, low, high = to_uint8(pooled)
+      pooled = summary_images(frames, config.method, config.window, config.stride, min(start, len(frames) - 1))
+    images, low, high = to_uint8(pooled, VALUE_RANGES.get(config.method))
     if config.modality == "rgb":
       encoded = {"images": [encode_jpeg(image, self.options.quality) for image in images]}
     else:

@@ -3,9 +3,8 @@
     python -m arp_jax.sweep experiments/table3_windows.py --workdir runs/table3/ucf101
 
 Points (UCF101 split 1 in the paper; any dataset/split here): tau/s in 5/3, 10/3, 10/6, 20/6, 20/12. The
-paper's "whole video" row (one dynamic image per video, 55.2 %) is not a window of the frames pipeline:
-train it from the precomputed dynamic images (`python -m data_prep.build ... --dynamic_images rgb_single`,
-then `--config.input.offline=True --config.dataset.name=ucf101_dynamic_images/split1_rgb_single`).
+paper's "whole video" row (one dynamic image per video, 55.2 %) is not a window of the frames pipeline: it
+is Table 2's ARP, the precomputed dynamic images of `experiments/table1_summary_images.py:summary=arp`.
 """
 
 from arp_jax import paper_configs

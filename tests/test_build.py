@@ -176,7 +176,8 @@ def test_other_options_are_refused_on_an_existing_dataset(built, manual_dir):
 def test_hmdb51_build_without_flow(tmp_path):
   manual = make_mini_hmdb51(tmp_path / "hmdb51")
   options = ProcessOptions(flow="none", short_side=64)
-  report = build.build_datasets("hmdb51", 1, manual, tmp_path / "data", options, ("rgb_single",))
+  report = build.build_datasets("hmdb51", 1, manual, tmp_path / "data", options,
+                                ("rgb_single", "rgb_single_max"))
   assert report["datasets"]["hmdb51_frames/split1"] == {"train": 2, "test": 1}
   assert len(report["missing"]) == 51 * 100 - 3
   examples = _examples(tmp_path / "data", "hmdb51_frames/split1")
@@ -185,6 +186,12 @@ def test_hmdb51_build_without_flow(tmp_path):
   assert punch["flow_x"] == [] and punch["fps"] == 30.0
   single = _examples(tmp_path / "data", "hmdb51_dynamic_images/split1_rgb_single")
   assert all(len(x["images"]) == 1 for x in single.values())
+  # Table 1's max image: stored in the frames' range, 0..255, so its 8-bit image is the max image itself.
+  name = "punch/AdvancedBoxingTechniquesandExercises_punch_u_nm_np1_ba_med_23.avi"
+  maximum = _examples(tmp_path / "data", "hmdb51_dynamic_images/split1_rgb_single_max")[name]
+  assert (list(maximum["low"]), list(maximum["high"])) == ([0.0], [255.0])
+  frames = decode(manual / name, short_side=64).frames
+  assert np.abs(maximum["images"][0].astype(int) - frames.max(0)).mean() < 2.0  # JPEG error
   # Without a single usable test video there is no test split to write: say so instead of a TFDS error.
   (manual / "punch" / "AdvancedBoxingTechniquesandExercises_punch_u_nm_np1_ba_med_23.avi").unlink()
   with pytest.raises(ValueError, match="no usable test video"):

@@ -228,12 +228,13 @@ EVAL_SCRIPT = textwrap.dedent("""
     for aggregate, n in (("mean", 12), ("network", 11)):
       config.eval.aggregate, num_test = aggregate, n
       seen.clear()
-      index, label, scores = evaluate.score_videos(config, workdir, network, variables, mesh, n)
+      index, label, scores, names = evaluate.score_videos(config, workdir, network, variables, mesh, n)
       out["cases"][aggregate] = dict(index=index.tolist(), label=label.tolist(), scores=scores.tolist(),
-                                     batches=list(seen))
+                                     names=names, batches=list(seen))
     num_test = 12
     test = experiment.source(config, workdir, train=False)
     out["expected_labels"] = [int(test[i]["label"]) for i in range(len(test))]
+    out["expected_names"] = [bytes(test[i]["name"]).decode() for i in range(len(test))]
     print(json.dumps(out), flush=True)
     if mode == "worker":
       jax.distributed.shutdown()
@@ -254,7 +255,8 @@ def test_two_processes_evaluate_like_one(tmp_path):
     local batches of 8 / 2 = 4, the last one padded: 12 videos are 6 per host = 4 + (2 real + 2 padding);
     of 11, host 1 has 5 and is padded to host 0's 6 videos, so both run the same number of steps;
   * the padding is dropped and the gathered result (`process_allgather` of arrays that are not fully
-    addressable) holds every video exactly once, in source order, with its label, the same on both hosts;
+    addressable) holds every video exactly once, in source order, with its label and name, the same on
+    both hosts;
   * the scores equal those of the single process (batches of 8 on one device, the last one padded too):
     the sharded eval step computes per video what the unsharded one does.
   """
@@ -275,6 +277,7 @@ def test_two_processes_evaluate_like_one(tmp_path):
     for r in (ref, r0, r1):
       assert r["index"] == list(range(n)), (aggregate, r["index"])
       assert r["label"] == labels[:n], aggregate
+      assert r["names"] == one["expected_names"][:n], aggregate  # gathered with the scores
       assert np.asarray(r["scores"]).shape == (n, 12) and np.isfinite(r["scores"]).all(), aggregate
     # Both hosts hold the same gathered scores, equal to the single process's.
     np.testing.assert_array_equal(r0["scores"], r1["scores"], err_msg=aggregate)

@@ -6,7 +6,7 @@ import pytest
 
 import arp_jax
 from data_prep.cache import VideoCache
-from data_prep.dynamic import dynamic_images, to_uint8
+from data_prep.dynamic import RP_C, SUMMARIES, VALUE_RANGES, dynamic_images, summary_images, to_uint8
 from data_prep.jpeg import decode_jpeg, encode_jpeg
 from data_prep.process import ProcessOptions, VideoRecord
 
@@ -38,6 +38,40 @@ def test_to_uint8_matches_to_image_per_image(small_clips):
   restored = low[:, None, None, None] + images / 255.0 * (high - low)[:, None, None, None]
   assert np.abs(restored - pooled).max() <= 0.51 / 255 * (high - low).max()
   assert not to_uint8(np.full((1, 2, 2, 3), 7.0))[0].any()  # a constant image is black, not NaN
+
+
+@pytest.mark.parametrize("method", [m for m in SUMMARIES if m != "arp"])
+def test_summary_images_equal_arp_jax_pool(small_clips, method):
+  """The baselines of Table 1 are `arp_jax.pool` of the video alone, whole or in windows, whatever the
+  padding to a bucket of frames that `summary_images` adds."""
+  frames = small_clips[0][:70]  # longer than one bucket of 64 frames
+  options = dict(rp_options=dict(C=RP_C)) if method == "rp" else {}
+  for args in ({}, dict(window=10, stride=6, start=2)):
+    expected = np.asarray(arp_jax.pool(frames, method, **args, **options))
+    expected = expected[None] if not args else expected
+    got = summary_images(frames, method, **args)
+    assert got.shape == expected.shape and got.dtype == np.float32
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5 * np.abs(expected).max())
+  np.testing.assert_array_equal(summary_images(frames[:5], "max")[0], frames[:5].max(0))
+
+
+def test_summary_images_are_stored_in_their_natural_range(small_clips):
+  frames = small_clips[0]
+  mean = summary_images(frames, "mean")
+  images, low, high = to_uint8(mean, VALUE_RANGES["mean"])
+  assert (low.tolist(), high.tolist()) == ([0.0], [255.0])
+  # The mean image itself, rounded (float32 rounding moves a few values that lie on a half by one).
+  assert np.abs(images[0].astype(int) - np.round(frames.mean(0, dtype=np.float64))).max() <= 1
+  mhi = summary_images(frames, "mhi")
+  assert mhi.min() >= 0 and mhi.max() <= 1
+  images, _, _ = to_uint8(mhi, VALUE_RANGES["mhi"])
+  assert np.abs(images[0].astype(int) - np.round(mhi[0] * 255.0)).max() <= 1
+  np.testing.assert_array_equal(to_uint8(np.array([[[[-3.0, 300.0]]]]), (0.0, 255.0))[0], [[[[0, 255]]]])
+  assert "arp" in SUMMARIES and "arp" not in VALUE_RANGES  # dynamic images: min-max per image
+  with pytest.raises(ValueError, match="unknown summary method 'median'"):
+    summary_images(frames, "median")
+  with pytest.raises(ValueError, match="uint8"):
+    summary_images(frames.astype(np.float32), "mean")
 
 
 def test_dynamic_images_bad_input():

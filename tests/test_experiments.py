@@ -5,9 +5,13 @@ settings."""
 import os
 from pathlib import Path
 
+import jax
+import jax.numpy as jnp
 import pytest
+import tensorflow_datasets as tfds
 
-from arp_jax import evaluate, paper_configs, sweep, train
+from arp_jax import evaluate, experiment, input_pipeline, paper_configs, sweep, train
+import data_prep.datasets  # noqa: F401  (registers the UCF101/HMDB51 builders)
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG_FILES = sorted(p for p in (ROOT / "experiments").glob("*.py"))
@@ -32,6 +36,35 @@ def test_every_config_runs_locally(path, shared):
   assert train.train(config, workdir)["step"] == config.max_steps
   report = evaluate.evaluate(config, workdir)
   assert report["num_videos"] >= 1 and 0 <= report["mean_class_accuracy"] <= 1, name
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", CONFIG_FILES, ids=lambda p: p.stem)
+def test_every_point_at_full_scale_builds_its_dataset_and_network(path, tmp_path):
+  """What the runlocal run above cannot show for the other points and the full-scale settings: each
+  point's config is valid, names a dataset that data_prep builds, and its network initialises and trains
+  on its input shapes (traced abstractly, `jax.eval_shape`: no compilation, no data)."""
+  module = sweep.load_config_file(path)
+  seen = set()
+  for point in sweep.points(module):
+    config = sweep.point_config(module, None, point)
+    experiment.check_config(config)
+    if config.dataset.name.split("/")[0] != experiment.SYNTHETIC:
+      tfds.builder(config.dataset.name, data_dir=os.fspath(tmp_path))  # a registered builder config
+    key = (config.model.to_json(), config.input.to_json())
+    if key in seen:
+      continue
+    seen.add(key)
+    network = experiment.model(config, num_classes=101)
+    c = config.input
+    frames = c.train_windows * (1 if c.offline else c.window)
+    clips = jax.ShapeDtypeStruct((2, frames, c.size, c.size, input_pipeline.CHANNELS[c.modality]), jnp.float32)
+    variables = jax.eval_shape(lambda: experiment.initial_variables(config, network))  # pylint: disable=cell-var-from-loop
+    logits, _ = jax.eval_shape(
+        lambda v, x: network.apply(v, x, train=True, lengths=jnp.array([1, frames]),  # pylint: disable=cell-var-from-loop
+                                   rngs={"dropout": jax.random.key(0)}, mutable=["batch_stats"]),
+        variables, clips)
+    assert logits.shape == (2, 101), (point, logits.shape)
 
 
 def test_stream_configs_follow_the_reference():
@@ -85,3 +118,18 @@ def test_ablation_configs_sweeps_and_paper_results():
   assert deep.dataset.name == "hmdb51_frames/split1"
   with pytest.raises(ValueError, match="depth='res3'"):
     table4.get_config("depth=res3")
+
+
+def test_table1_summary_images():
+  table1 = sweep.load_config_file(ROOT / "experiments" / "table1_summary_images.py")
+  assert [p["summary"] for p in sweep.points(table1)] == ["mean", "max", "mhi", "rp", "arp"]
+  assert table1.paper_result({"summary": "mhi"}) == 46.6 and table1.paper_result({"summary": "arp"}) == 55.2
+  assert table1.paper_result({"summary": "rp", "dataset": "hmdb51"}) is None
+  config = table1.get_config("dataset=hmdb51,split=3,summary=rp")
+  assert config.dataset.name == "hmdb51_dynamic_images/split3_rgb_single_rp"
+  assert config.input.offline and config.input.offline_values == "image" and config.model.backbone == "caffenet"
+  assert (config.input.train_windows, config.input.test_windows) == (1, 1)
+  local = table1.get_config("split=2,summary=mean,runlocal")
+  assert local.dataset.name == "ucf101_dynamic_images/split1_rgb_single_mean" and local.dataset.mini
+  with pytest.raises(ValueError, match="summary is 'median'"):
+    table1.get_config("summary=median")

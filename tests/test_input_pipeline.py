@@ -290,10 +290,20 @@ def test_eval_covers_every_video_once_and_pads_the_last_batch(test_source):
   np.testing.assert_array_equal(index[valid], np.arange(12))
   labels = np.concatenate([b["label"] for b in batches])
   np.testing.assert_array_equal(labels[valid], [test_source[i]["label"] for i in range(12)])
+  names = ip.decode_names(np.concatenate([b["name"] for b in batches])[valid])
+  assert names == [bytes(test_source[i]["name"]).decode() for i in range(12)] and all(names)
   # Test windows from frame 1 of 16: 2 windows of 10 (the second padded), of the 4 slots.
   np.testing.assert_array_equal(np.concatenate([b["length"] for b in batches]), 20)
   # Centre crops, no randomness left: a second pass is identical.
   _assert_same_batches(batches, list(_eval(test_source)))
+
+
+def test_video_names_as_fixed_width_arrays():
+  codes = np.stack([ip.encode_name(b"v_Punch_g01_c01.avi"), ip.encode_name("punch/été.avi"), ip.encode_name("")])
+  assert codes.shape == (3, ip.NAME_BYTES) and codes.dtype == np.uint8
+  assert ip.decode_names(codes) == ["v_Punch_g01_c01.avi", "punch/été.avi", ""]
+  with pytest.raises(ValueError, match="at most 256"):
+    ip.encode_name("x" * 257)
 
 
 def test_eval_shards_give_every_host_the_same_number_of_batches(test_source):
@@ -356,6 +366,12 @@ def _dynamic_example(example, modality, start):
   return dict(name=example["name"], label=example["label"], low=low, high=high, **encoded), images, low, high
 
 
+def _stored_images(example, modality) -> np.ndarray:
+  """The 8-bit images of a dynamic-images example as float32 [S, H, W, C]."""
+  keys = ip.DYNAMIC_IMAGE_KEYS[modality]
+  return ip._decode_sequences(ip._sequences(example, keys), keys, None).astype(np.float32)  # pylint: disable=protected-access
+
+
 @pytest.mark.parametrize("modality", ["rgb", "flow"])
 def test_dynamic_images_restore_the_float_range(test_source, modality):
   example, q, low, high = _dynamic_example(test_source[0], modality, 0)
@@ -367,26 +383,38 @@ def test_dynamic_images_restore_the_float_range(test_source, modality):
   assert np.abs(restored - expected).mean() < 3 * step
 
   source = [example] * 3
-  batch = next(iter(ip.make_dynamic_image_dataset(source, train=False, modality=modality, max_windows=4,
-                                                  size=FRAME, batch_size=2, seed=0, num_epochs=1)))
-  assert batch["images"].shape == (2, 4, FRAME, FRAME, q.shape[-1]) and batch["images"].dtype == np.float32
-  np.testing.assert_array_equal(batch["length"], len(q))  # 2 windows from frame 1
-  np.testing.assert_allclose(batch["images"][0, :len(q)], restored, atol=1e-3)  # full-frame centre crop
-  for pad in batch["images"][0, len(q):]:  # padding repeats the last image
-    np.testing.assert_array_equal(pad, batch["images"][0, len(q) - 1])
-  np.testing.assert_array_equal(batch["index"], [0, 1])
+  stored = _stored_images(example, modality)
+  mean = np.asarray(ip.RGB_MEAN if modality == "rgb" else ip.FLOW_MEAN, np.float32)
+  for values, expected in (("restored", restored), ("image", stored - mean)):
+    batch = next(iter(ip.make_dynamic_image_dataset(source, train=False, modality=modality, max_windows=4,
+                                                    size=FRAME, batch_size=2, seed=0, num_epochs=1,
+                                                    values=values)))
+    assert batch["images"].shape == (2, 4, FRAME, FRAME, q.shape[-1]) and batch["images"].dtype == np.float32
+    np.testing.assert_array_equal(batch["length"], len(q))  # 2 windows from frame 1
+    np.testing.assert_allclose(batch["images"][0, :len(q)], expected, atol=1e-3)  # full-frame centre crop
+    for pad in batch["images"][0, len(q):]:  # padding repeats the last image
+      np.testing.assert_array_equal(pad, batch["images"][0, len(q) - 1])
+    np.testing.assert_array_equal(batch["index"], [0, 1])
+  with pytest.raises(ValueError, match="values is 'raw'"):
+    ip.make_dynamic_image_dataset(source, train=False, modality=modality, max_windows=4, size=FRAME,
+                                  batch_size=2, seed=0, num_epochs=1, values="raw")
 
 
-def test_dynamic_flow_flip_negates_u(test_source):
+@pytest.mark.parametrize("values", ["restored", "image"])
+def test_dynamic_flow_flip_negates_u(test_source, values):
   example, _, _, _ = _dynamic_example(test_source[1], "flow", 2)
-  restored = ip.decode_dynamic_images(example, "flow")
+  if values == "restored":
+    restored = ip.decode_dynamic_images(example, "flow")
+  else:  # the 8-bit images minus 128: negating u is the code 255 - q, i.e. 127 - (q - 128)
+    restored = _stored_images(example, "flow") - 128
   # Crops of the whole image: only the flip is random.
   ds = ip.make_dynamic_image_dataset([example] * 8, train=True, modality="flow", max_windows=2, size=FRAME,
-                                     batch_size=8, seed=0, num_epochs=1, scales=(FRAME,))
+                                     batch_size=8, seed=0, num_epochs=1, scales=(FRAME,), values=values)
   batch = next(iter(ds))
   assert batch["images"].shape == (8, 2, FRAME, FRAME, 2) and set(batch) == {"images", "length", "label"}
   np.testing.assert_array_equal(batch["length"], 2)
-  flipped = np.stack([-restored[..., ::-1, 0], restored[..., ::-1, 1]], -1)
+  u = -restored[..., ::-1, 0] - (1 if values == "image" else 0)
+  flipped = np.stack([u, restored[..., ::-1, 1]], -1)
   kinds = set()
   for images in batch["images"]:
     for image, original, mirrored in zip(images, restored, flipped):
