@@ -46,27 +46,13 @@ SCRIPT = textwrap.dedent("""
       jax.config.update("jax_cpu_collectives_implementation", "gloo")
       jax.distributed.initialize(coordinator_address=f"localhost:{port}", num_processes=2,
                                  process_id=process_id, initialization_timeout=120)
-    import flax.linen as nn
-    import jax.numpy as jnp
     import numpy as np
     from jax.experimental import multihost_utils
     from arp_jax import optim, train_step as ts
+    sys.path.insert(0, sys.argv[4])
+    from tiny_model import Tiny, batches as make_batches
 
-    class Tiny(nn.Module):  # BatchNorm (global statistics matter), dropout, and lengths like the video model
-      @nn.compact
-      def __call__(self, frames, train=False, lengths=None):
-        x = frames.astype(jnp.float32).mean(axis=(2, 3))  # [B, T, C]
-        if lengths is not None:
-          x = jnp.where(jnp.arange(x.shape[1])[None, :, None] < lengths[:, None, None], x, 0.0)
-        x = nn.Dense(16)(x.reshape(x.shape[0], -1))
-        x = nn.BatchNorm(use_running_average=not train, momentum=0.9)(x)
-        x = nn.Dropout(0.5, deterministic=not train)(nn.relu(x))
-        return nn.Dense(5)(x)
-
-    rng = np.random.default_rng(0)  # the same global batches in every process
-    batches = [dict(frames=rng.uniform(0, 255, (16, 4, 6, 6, 3)).astype(np.float32),
-                    label=rng.integers(0, 5, 16).astype(np.int32),
-                    length=rng.integers(1, 5, 16).astype(np.int32)) for _ in range(%(steps)d)]
+    batches = make_batches(%(steps)d)  # the same global batches in every process
     model = Tiny()
     variables = model.init(jax.random.key(0), batches[0]["frames"], lengths=batches[0]["length"])
     tx = optim.sgd(optim.epoch_schedule([0.1, 0.01], 2))
@@ -153,7 +139,7 @@ def _run(tmp_path, script: str, *args: str) -> dict:
 
 @pytest.mark.slow
 def test_two_processes_equal_one(tmp_path):
-  results = _run(tmp_path, SCRIPT)
+  results = _run(tmp_path, SCRIPT, os.fspath(Path(__file__).resolve().parent))
   one, (w0, w1) = results["single"], (results["worker0"], results["worker1"])
   assert (w0["process"], w1["process"]) == (0, 1)
   # The hosts' halves form the global batch in order.

@@ -11,27 +11,14 @@ import sys
 import textwrap
 
 SCRIPT = textwrap.dedent("""
-    import json
-    import flax.linen as nn
-    import jax, jax.numpy as jnp, numpy as np
+    import json, sys
+    import jax, numpy as np
     from arp_jax import optim, train_step as ts
-
-    class Tiny(nn.Module):  # BatchNorm (global statistics matter), dropout, and lengths like the video model
-      @nn.compact
-      def __call__(self, frames, train=False, lengths=None):
-        x = frames.astype(jnp.float32).mean(axis=(2, 3))  # [B, T, C]
-        if lengths is not None:
-          x = jnp.where(jnp.arange(x.shape[1])[None, :, None] < lengths[:, None, None], x, 0.0)
-        x = nn.Dense(16)(x.reshape(x.shape[0], -1))
-        x = nn.BatchNorm(use_running_average=not train, momentum=0.9)(x)
-        x = nn.Dropout(0.5, deterministic=not train)(nn.relu(x))
-        return nn.Dense(5)(x)
+    sys.path.insert(0, sys.argv[1])
+    from tiny_model import Tiny, batches as make_batches
 
     assert jax.device_count() == 8, jax.devices()
-    rng = np.random.default_rng(0)
-    batches = [dict(frames=rng.uniform(0, 255, (16, 4, 6, 6, 3)).astype(np.float32),
-                    label=rng.integers(0, 5, 16).astype(np.int32),
-                    length=rng.integers(1, 5, 16).astype(np.int32)) for _ in range(3)]
+    batches = make_batches(3)
     model = Tiny()
     variables = model.init(jax.random.key(0), batches[0]["frames"], lengths=batches[0]["length"])
     tx = optim.sgd(optim.epoch_schedule([0.1, 0.01], 2))
@@ -53,7 +40,9 @@ SCRIPT = textwrap.dedent("""
 
 def test_eight_devices_equal_one():
   env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8", JAX_PLATFORMS="cpu")
-  result = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, env=env, timeout=600)
+  tests = os.path.dirname(os.path.abspath(__file__))
+  result = subprocess.run([sys.executable, "-c", SCRIPT, tests], capture_output=True, text=True, env=env,
+                          timeout=600)
   assert result.returncode == 0, result.stderr[-3000:]
   out = json.loads(result.stdout.strip().splitlines()[-1])
   eight, one = out["8"], out["1"]
