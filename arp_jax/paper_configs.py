@@ -81,8 +81,10 @@ def stream_config(dataset: str, split: int, stream: str, backbone: str = "resnex
 
 def shrink(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   """The runlocal version of a config (see the module docstring)."""
-  name, variant = config.dataset.name.split("/")  # "ucf101_frames/split3", "..._dynamic_images/split3_rgb_single"
-  config.dataset.name = f"{name}/split1{variant.removeprefix(variant.split('_')[0])}"
+  # "ucf101_frames/split3" -> "ucf101_frames/split1"; "..._dynamic_images/split3_rgb_single" -> ".../split1_rgb_single"
+  name, variant = config.dataset.name.split("/")
+  _, underscore, rest = variant.partition("_")
+  config.dataset.name = f"{name}/split1{underscore}{rest}"
   config.dataset.mini = True
   if config.model.backbone.startswith("resnext"):
     config.model.backbone = "resnext_tiny"
