@@ -12,10 +12,11 @@ the preprocessed vectors it was fitted to (time-varying mean, signed square root
 Classification accuracy, Table 2's last column, is the rp and arp points of
 `experiments/table1_summary_images.py`.
 
-Both methods run as `arp_jax.pool` on the video padded to a multiple of `BUCKET` frames, and each is timed
-on a second call, so compilation (once per bucket) is not counted. One JSON line per video goes to
-`--out` as soon as it is measured: an interrupted study resumes where it stopped, and a video that cannot
-be read is recorded with the reason and skipped.
+Both methods run as `arp_jax.pool` on the video padded to a bucket of frames
+(`data_prep.dynamic.pool_bucketed`), and each is timed on a second call, so compilation (once per
+bucket) is not counted. One JSON line per video goes to `--out` as soon as it is measured: an
+interrupted study resumes where it stopped, and a video that cannot be read is recorded with the reason
+and skipped.
 """
 
 from __future__ import annotations
@@ -29,14 +30,12 @@ from pathlib import Path
 import sys
 import time
 
-import jax
 import numpy as np
 
 import arp_jax
 from arp_jax import input_pipeline
-from data_prep.dynamic import RP_C
+from data_prep.dynamic import pool_bucketed
 
-BUCKET = 64
 METHODS = ("rp", "arp")
 # Table 2 (UCF101 test split 1): frames per second, pairwise ranking accuracy mean and std (%).
 PAPER = {"rp": (131, 95.5, 0.6), "arp": (5920, 96.5, 0.5)}
@@ -68,15 +67,6 @@ def ranking_scores(d, frames, method: str) -> np.ndarray:
   return scores
 
 
-def _pool_padded(frames: np.ndarray, method: str) -> jax.Array:
-  """`arp_jax.pool` of one video padded to a multiple of BUCKET frames: [T, H, W, C] -> [H, W, C]."""
-  T = len(frames)
-  padded = np.zeros((-(-T // BUCKET) * BUCKET,) + frames.shape[1:], frames.dtype)
-  padded[:T] = frames
-  options = dict(rp_options=dict(C=RP_C)) if method == "rp" else {}
-  return arp_jax.pool(padded[None], method, axis=1, lengths=np.array([T]), **options)[0]
-
-
 def compare_video(frames) -> dict:
   """Both methods on one video: {method: {"accuracy": pairwise ranking accuracy in [0, 1], "seconds":
   pooling time, compilation excluded}}.
@@ -90,9 +80,9 @@ def compare_video(frames) -> dict:
                      "[T, H, W, C] with T >= 2")
   out = {}
   for method in METHODS:
-    _pool_padded(frames, method).block_until_ready()  # compiles once per bucket of lengths
+    pool_bucketed(frames, method).block_until_ready()  # compiles once per bucket of lengths
     start = time.perf_counter()
-    d = np.asarray(_pool_padded(frames, method).block_until_ready())
+    d = np.asarray(pool_bucketed(frames, method).block_until_ready())
     seconds = time.perf_counter() - start
     scores = ranking_scores(d, frames, method)
     # The fraction of pairs q > t with S(q) > S(t): ranking accuracy of the scores as 1-d features.

@@ -10,7 +10,8 @@ Each point is a dict: keys "config.<field>" override config fields, other keys a
 evaluates (`arp_jax.train.train`, `arp_jax.evaluate.evaluate`) in DIR/<point name>, skips points whose
 evaluation is already there, and rewrites DIR/results.md: each point's measured mean class accuracy, averaged
 over the splits that ran, beside the paper's figure when the file gives one (`paper_result(point) ->
-float | None`, in %). `--print` prints one train + evaluate command per point instead (for a cluster
+float | None`, in %). A generated dataset (synthetic, or the miniature of `runlocal`) is prepared once in
+DIR for every point. `--print` prints one train + evaluate command per point instead (for a cluster
 scheduler) and runs nothing.
 """
 
@@ -194,8 +195,10 @@ def run(config_spec: str, workdir, print_only: bool = False) -> str:
       continue
     print(f"[{i + 1}/{len(all_points)}] {name}", file=sys.stderr)
     config = point_config(module, base_arg, point)
-    if not config.dataset.data_dir and config.dataset.name.split("/")[0] == experiment.SYNTHETIC:
-      config.dataset.data_dir = os.fspath(workdir / "data")  # generated once for every point
+    if not config.dataset.data_dir:
+      # The synthetic or miniature dataset: prepared once, in DIR, for every point (not in each point's
+      # folder). Printed commands keep their own, since a scheduler may run them at the same time.
+      config.dataset.data_dir = experiment.data_dir(config, workdir) or ""
     train.train(config, workdir / name)
     evaluate_lib.evaluate(config, workdir / name)
     table = results_table(module, workdir, all_points, base_arg)

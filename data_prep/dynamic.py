@@ -11,8 +11,8 @@ The weights and the windows come from `arp_jax` (`arp_weights`, `window_indices`
 the library's. ARP, the common case, runs here frame by frame with OpenCV, because a data-preparation
 worker pools thousands of videos of different lengths and a compiled `arp_jax.pool` would recompile for
 each length (the result equals `arp_jax.pool` to float32 rounding; tests/test_dynamic.py checks it). The
-other methods call `arp_jax.pool` itself on the video padded to a multiple of `_BUCKET` frames (with its
-length), so that one compilation serves every video of up to that many frames.
+other methods call `arp_jax.pool` itself (`pool_bucketed`: the video padded to a multiple of `BUCKET`
+frames, with its length, so that one compilation serves every video of up to that many frames).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ SUMMARIES = ("arp", "rp", "mean", "max", "mhi")
 RP_C = 10.0
 # The natural range of the baselines' values, stored as is (None: min-max per image, the dynamic images).
 VALUE_RANGES = {"mean": (0.0, 255.0), "max": (0.0, 255.0), "mhi": (0.0, 1.0)}
-_BUCKET = 64
+BUCKET = 64
 
 
 def summary_images(frames, method: str = "arp", window: int | None = None, stride: int | None = None,
@@ -54,15 +54,33 @@ def summary_images(frames, method: str = "arp", window: int | None = None, strid
   if method == "arp":
     return dynamic_images(frames, window, stride, start)
   frames = _check_frames(frames)
-  windows = _window_args(window, stride, start)
-  T = frames.shape[0]
-  padded = np.zeros((-(-T // _BUCKET) * _BUCKET,) + frames.shape[1:], np.uint8)
-  padded[:T] = frames
-  options = dict(rp_options=dict(C=RP_C)) if method == "rp" else {}
-  out = np.asarray(arp_jax.pool(padded[None], method, axis=1, lengths=np.array([T]), **windows, **options))[0]
+  out = np.asarray(pool_bucketed(frames, method, window, stride, start))
   if window is None:
     return out[None]
-  return out[:arp_jax.num_windows(T, **windows)]
+  return out[:arp_jax.num_windows(len(frames), window, stride, start)]
+
+
+def pool_bucketed(frames, method: str, window: int | None = None, stride: int | None = None,
+                  start: int = 0):
+  """`arp_jax.pool(frames, method, ...)` of one video, computed on the video padded with zeros to a
+  multiple of `BUCKET` frames and its length given: videos of up to that many frames share one
+  compilation (what a pass over a dataset of videos of every length needs).
+
+  Args:
+    frames: `uint8 [T, H, W, C]`. method: an `arp_jax.pool` method ("rp" with C = `RP_C`).
+    window, stride, start: as `dynamic_images`.
+
+  Returns:
+    float32 `jax.Array` [H, W, C], or with windows [S', H, W, C] where the first
+    `arp_jax.num_windows(T, window, stride, start)` are the video's and the rest zeros.
+  """
+  frames = _check_frames(frames)
+  windows = _window_args(window, stride, start)
+  T = frames.shape[0]
+  padded = np.zeros((-(-T // BUCKET) * BUCKET,) + frames.shape[1:], np.uint8)
+  padded[:T] = frames
+  options = dict(rp_options=dict(C=RP_C)) if method == "rp" else {}
+  return arp_jax.pool(padded[None], method, axis=1, lengths=np.array([T]), **windows, **options)[0]
 
 
 def _check_frames(frames) -> np.ndarray:
