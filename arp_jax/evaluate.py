@@ -33,7 +33,7 @@ from jax.sharding import NamedSharding, PartitionSpec
 
 from arp_jax import checkpoint, experiment, input_pipeline, metrics, run_flags
 from arp_jax.scores import Scores, save_scores
-from arp_jax.train_step import DATA_AXIS, data_mesh, global_batch, replicate
+from arp_jax.train_step import DATA_AXIS, data_mesh, global_batch
 
 SCORES_FILE = "scores.npz"
 EVAL_FILE = "eval.json"
@@ -126,13 +126,16 @@ def evaluate(config, workdir) -> dict:
   info = experiment.dataset_info(config, workdir)
   mesh = data_mesh()
   network = experiment.model(config, info.num_classes)
-  state, _ = experiment.train_state(config, network, info.num_train)
+  # Shapes only: the checkpoint's arrays are read straight into their replicated place on the mesh.
+  replicated = NamedSharding(mesh, PartitionSpec())
+  shapes = jax.eval_shape(lambda: experiment.initial_variables(config, network, pretrained=False))
+  abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=replicated), shapes)
   with checkpoint.Manager(workdir / "checkpoints") as manager:
     if manager.latest_step is None:
       raise FileNotFoundError(f"no checkpoint in {manager.directory}; train first (python -m arp_jax.train "
                               "with the same --config and --workdir)")
-    state, step = manager.restore_or(replicate(state, mesh))
-  variables = {"params": state.params, "batch_stats": state.batch_stats}
+    variables, step = manager.restore_variables(
+        {"params": abstract["params"], "batch_stats": abstract.get("batch_stats", {})})
 
   _, labels, scores, names = score_videos(config, workdir, network, variables, mesh, info.num_test)
   result = Scores(names=names, labels=labels, scores=scores, classes=info.class_names)

@@ -323,9 +323,9 @@ def _pretrained(variables: dict, directory) -> dict:
   return out
 
 
-def initial_variables(config, network: DynamicImageNetwork) -> dict:
+def initial_variables(config, network: DynamicImageNetwork, pretrained: bool = True) -> dict:
   """{"params", "batch_stats"} of `network`: initialised from config.seed, then overwritten by the
-  pretrained backbone of config.init_from when given."""
+  pretrained backbone of config.init_from when given (and `pretrained`)."""
   c = config.input
   frames = 1 if c.offline else c.window
   shape = (1, frames, c.size, c.size, input_pipeline.CHANNELS[c.modality])
@@ -334,7 +334,7 @@ def initial_variables(config, network: DynamicImageNetwork) -> dict:
   key = jax.random.key(config.seed, impl="rbg")
   variables = jax.jit(lambda k: network.init(k, jnp.zeros(shape, jnp.float32)))(key)
   variables = dict(variables)
-  if config.init_from:
+  if config.init_from and pretrained:
     variables = _pretrained(variables, os.path.expanduser(config.init_from))
   return variables
 

@@ -51,3 +51,16 @@ def test_keeps_the_newest_and_starts_from_scratch_without_checkpoints(tmp_path):
   assert sorted(int(p.name) for p in tmp_path.iterdir() if p.name.isdigit()) == [2, 3]
   with pytest.raises(ValueError, match="keep"):
     checkpoint.Manager(tmp_path, keep=0)
+
+
+def test_restore_variables_reads_parameters_and_statistics_only(tmp_path):
+  with checkpoint.Manager(tmp_path / "ckpt") as manager:
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+      manager.restore_variables({"params": {}, "batch_stats": {}})
+    manager.save(4, _state(2.5), force=True)
+  template = _state(0.0)
+  with checkpoint.Manager(tmp_path / "ckpt") as manager:
+    variables, step = manager.restore_variables({"params": template.params, "batch_stats": template.batch_stats})
+  assert step == 4 and set(variables) == {"params", "batch_stats"}  # no optimiser state read
+  np.testing.assert_array_equal(variables["params"]["dense"]["kernel"], np.full((3, 2), 2.5))
+  np.testing.assert_array_equal(variables["batch_stats"]["bn"]["mean"], np.full((2,), 2.5))
