@@ -218,21 +218,10 @@ def dataset_info(config, workdir) -> DatasetInfo:
   Raises:
     FileNotFoundError: the dataset is not prepared under the data folder.
   """
-  import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
   # Registers the UCF101/HMDB51 builders.
   import data_prep.datasets  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
 
-  directory = data_dir(config, workdir)
-  try:
-    builder = tfds.builder(config.dataset.name, data_dir=directory)
-  except tfds.core.registered.DatasetNotFoundError as error:
-    raise FileNotFoundError(f"dataset {config.dataset.name!r} is not registered ({error}); expected one of "
-                            "data_prep's datasets (ucf101_frames/split1, ...), prepared with "
-                            "`python -m data_prep.build`") from None
-  if not builder.is_prepared():
-    raise FileNotFoundError(f"dataset {config.dataset.name!r} is not prepared under "
-                            f"{directory or '~/tensorflow_datasets'}; build it with `python -m "
-                            "data_prep.build --data_dir ...` or set config.dataset.data_dir")
+  builder = input_pipeline.prepared_builder(config.dataset.name, data_dir(config, workdir))
   splits = builder.info.splits
   for field in ("train_split", "test_split"):
     if config.dataset[field] not in splits:

@@ -308,6 +308,26 @@ class _JpegBytes(tfds.decode.SkipDecoding):
     return serialized_example  # object array [T] of JPEG bytes
 
 
+def prepared_builder(name: str, data_dir=None):
+  """The TFDS builder of a prepared dataset (e.g. "ucf101_frames/split1"), its info read from `data_dir`.
+
+  Raises:
+    FileNotFoundError: `name` is not a registered dataset (import `data_prep.datasets` to register
+      UCF101's and HMDB51's), or it is not prepared under `data_dir` (TFDS would try to build it).
+  """
+  try:
+    builder = tfds.builder(name, data_dir=data_dir)
+  except tfds.core.registered.DatasetNotFoundError as error:
+    raise FileNotFoundError(f"dataset {name!r} is not registered ({error}); expected one of data_prep's "
+                            "datasets (ucf101_frames/split1, ...), prepared with `python -m data_prep.build`"
+                            ) from None
+  if not builder.is_prepared():
+    raise FileNotFoundError(f"dataset {name!r} is not prepared under {data_dir or '~/tensorflow_datasets'}; "
+                            "build it with `python -m data_prep.build --data_dir ...` or pass its data folder "
+                            "(config.dataset.data_dir)")
+  return builder
+
+
 def data_source(name: str, split: str, data_dir=None):
   """A TFDS random-access source of `name` (e.g. "ucf101_frames/split1") whose JPEG sequences stay bytes.
 
@@ -316,18 +336,15 @@ def data_source(name: str, split: str, data_dir=None):
 
   Raises:
     ValueError: `name` or `split` is not a string, or `split` is not a split of the dataset.
-    FileNotFoundError: the dataset is not prepared under `data_dir` (TFDS would try to build it).
+    FileNotFoundError: the dataset is not registered or not prepared (`prepared_builder`).
   """
   for arg, value in (("name", name), ("split", split)):
     if not isinstance(value, str) or not value:
       raise ValueError(f"{arg} is {value!r}; expected a string, e.g. 'ucf101_frames/split1' and 'train'")
-  builder = tfds.builder(name, data_dir=data_dir)
-  if not builder.is_prepared():
-    raise FileNotFoundError(f"dataset {name!r} is not prepared under {data_dir or '~/tensorflow_datasets'}; "
-                            "build it with `python -m data_prep.build` (or pass its data_dir)")
-  if split not in builder.info.splits:
-    raise ValueError(f"split is {split!r}; expected one of {sorted(builder.info.splits)} of {name}")
-  features = tfds.data_source(name, split=split, data_dir=data_dir).dataset_info.features
+  info = prepared_builder(name, data_dir).info
+  if split not in info.splits:
+    raise ValueError(f"split is {split!r}; expected one of {sorted(info.splits)} of {name}")
+  features = info.features
   decoders = {key: _JpegBytes() for key, feature in features.items()
               if isinstance(feature, tfds.features.Sequence) and isinstance(feature.feature,
                                                                             tfds.features.Image)}

@@ -41,6 +41,24 @@ def arguments(arg: str | None, **defaults) -> dict:
   return args
 
 
+def streams_config(arg: str | None, backbone: str, streams=STREAMS, default: str = "di"):
+  """`get_config(arg)` of a table of whole streams of one backbone (Tables 7, 8, 9): `arg` names the
+  dataset, split, runlocal and one of `streams` (`default` when unnamed).
+
+  Raises:
+    ValueError: an invalid argument, or a stream not in `streams`.
+  """
+  args = arguments(arg, stream=default)
+  if args["stream"] not in streams:
+    raise ValueError(f"stream is {args['stream']!r}; expected one of {tuple(streams)}")
+  return stream_config(args["dataset"], args["split"], args["stream"], backbone, args["runlocal"])
+
+
+def split_stream_sweep(h, streams=STREAMS):
+  """`get_hyper` of a table of whole streams: every split x every stream of `streams`."""
+  return h.product([h.sweep("split", [1, 2, 3]), h.sweep("stream", list(streams))])
+
+
 def stream_config(dataset: str, split: int, stream: str, backbone: str = "resnext50_32x4d",
                   runlocal: bool = False, **model) -> ml_collections.ConfigDict:
   """The config of one stream of the paper (see the module docstring).

@@ -15,15 +15,11 @@ PAPER_FUSION = (89.1, 62.6)  # OF + DOF
 
 def get_config(arg=None):
   """arg: dataset=ucf101|hmdb51, split=1..3, stream=of|dof, runlocal."""
-  args = paper_configs.arguments(arg, stream="dof")
-  if args["stream"] not in PAPER:
-    raise ValueError(f"stream is {args['stream']!r}; expected of or dof")
-  return paper_configs.stream_config(args["dataset"], args["split"], args["stream"], "resnext50_32x4d",
-                                     args["runlocal"])
+  return paper_configs.streams_config(arg, "resnext50_32x4d", tuple(PAPER), default="dof")
 
 
 def get_hyper(h):
-  return h.product([h.sweep("split", [1, 2, 3]), h.sweep("stream", ["of", "dof"])])
+  return paper_configs.split_stream_sweep(h, tuple(PAPER))
 
 
 def paper_result(point):

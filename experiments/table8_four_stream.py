@@ -20,13 +20,11 @@ PAPER_FUSION = {"SI + OF": (93.9, 67.5), "SI + DI": (90.6, 61.3), "OF + DOF": (8
 
 def get_config(arg=None):
   """arg: dataset=ucf101|hmdb51, split=1..3, stream=si|di|of|dof, runlocal."""
-  args = paper_configs.arguments(arg, stream="di")
-  return paper_configs.stream_config(args["dataset"], args["split"], args["stream"], "resnext50_32x4d",
-                                     args["runlocal"])
+  return paper_configs.streams_config(arg, "resnext50_32x4d")
 
 
 def get_hyper(h):
-  return h.product([h.sweep("split", [1, 2, 3]), h.sweep("stream", list(paper_configs.STREAMS))])
+  return paper_configs.split_stream_sweep(h)
 
 
 def paper_result(point):

@@ -14,13 +14,11 @@ PAPER_FUSION = {"resnext101_32x4d": (95.5, 72.5), "resnext50_32x4d": (95.0, 71.5
 
 def get_config(arg=None):
   """arg: dataset=ucf101|hmdb51, split=1..3, stream=si|di|of|dof, runlocal."""
-  args = paper_configs.arguments(arg, stream="di")
-  return paper_configs.stream_config(args["dataset"], args["split"], args["stream"], "resnext101_32x4d",
-                                     args["runlocal"])
+  return paper_configs.streams_config(arg, "resnext101_32x4d")
 
 
 def get_hyper(h):
-  return h.product([h.sweep("split", [1, 2, 3]), h.sweep("stream", list(paper_configs.STREAMS))])
+  return paper_configs.split_stream_sweep(h)
 
 
 def paper_result(point):
