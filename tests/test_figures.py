@@ -1,7 +1,5 @@
 """Tests for arp_jax.figures (Fig. 1/9 panels, Fig. 3 weights) and the `arp-jax figure` subcommand."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 from PIL import Image
@@ -10,14 +8,8 @@ import arp_jax
 from arp_jax import figures
 from data_prep import flow as flow_lib
 
-REPO = Path(__file__).resolve().parents[1]
-UCF_CLIP = REPO / "tests" / "data" / "clips" / "ucf101" / "v_ApplyEyeMakeup_g01_c01.avi"
-
-
-def _png(path) -> np.ndarray:
-  with Image.open(path) as image:
-    assert image.format == "PNG"
-    return np.asarray(image)
+# The clip and the CLI helpers (run `arp-jax ...`, read a PNG, check a one-line usage error).
+from test_cli import UCF_CLIP, _assert_usage_error, _png, _run
 
 
 def _hue(rgb) -> float:
@@ -172,9 +164,6 @@ def test_weights_figure_harmonic_only_and_bad_lengths():
 
 
 # --- CLI ------------------------------------------------------------------------------------------------
-
-# The CLI tests' helpers: run `arp-jax ...`, and check a one-line usage error.
-from test_cli import _assert_usage_error, _run  # noqa: E402  pylint: disable=wrong-import-position
 
 
 def test_cli_figure_video(tmp_path, capsys):
