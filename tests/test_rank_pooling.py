@@ -178,6 +178,33 @@ def test_padded_batch_equals_each_sequence_alone(clip_windows, objective):
     assert relative_error(pooled[2, D:], sklearn_rank_pool(clip_windows[2, 3::-1], 10.0)) <= 1e-4
 
 
+def test_large_batches_pooled_in_chunks_equal_each_sequence_alone(clip_windows, monkeypatch):
+  """Batches larger than _CHUNK_BYTES go through a loop over chunks whose last chunk overlaps the one
+  before it: values, lengths, the backward half, gradients and tangents must not notice."""
+  # 5 sequences in chunks of 2 (the last one is [3, 4] and re-pools sequence 3); a shape no other test
+  # compiles, so that the jit cache holds no unchunked program for it.
+  frames = np.concatenate([clip_windows, clip_windows[:2, ::-1]])[:, :, :1000]
+  lengths = np.array([10, 7, 10, 3, 7])
+  for i, length in enumerate(lengths):
+    frames[i, length:] = np.nan
+  monkeypatch.setattr(solvers, "_CHUNK_BYTES", 2 * frames[0].size * 4)
+  pool = lambda f: rank_pool(f, 10.0, forward_backward=True, lengths=lengths)
+  assert "while" in str(jax.make_jaxpr(pool)(frames))  # the chunked path, not one pass
+  pooled = np.asarray(pool(frames))
+  probe = np.random.default_rng(0).normal(size=pooled.shape).astype(np.float32)
+  grad = np.asarray(jax.grad(lambda f: jnp.vdot(pool(f), probe))(np.nan_to_num(frames)))
+  direction = np.random.default_rng(1).normal(size=frames.shape).astype(np.float32)
+  _, tangent = jax.jvp(pool, (np.nan_to_num(frames),), (direction,))
+  for i, length in enumerate(lengths):
+    alone = lambda f, length=length: rank_pool(f[:length], 10.0, forward_backward=True)
+    assert relative_error(pooled[i], np.asarray(alone(frames[i]), np.float64)) <= 1e-5
+    expected_grad = jax.grad(lambda f: jnp.vdot(alone(f), probe[i]))(frames[i])
+    assert relative_error(grad[i], np.asarray(expected_grad, np.float64)) <= 1e-4
+    assert not grad[i, length:].any()
+    _, expected_tangent = jax.jvp(alone, (frames[i],), (direction[i],))
+    assert relative_error(tangent[i], np.asarray(expected_tangent, np.float64)) <= 1e-4
+
+
 def test_padded_frames_get_no_gradient(clip_windows):
   padded = clip_windows[:2, :, :50].copy()
   padded[1, 6:] = np.nan
