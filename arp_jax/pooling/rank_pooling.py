@@ -483,7 +483,7 @@ def _in_chunks(pool, features, lengths, size: int) -> jax.Array:
 
   One pass over the whole batch would hold several batch-sized float32 temporaries (the frame vectors in
   two layouts), and on the CPU every fresh buffer that large costs a page fault per 4 KB on each call: 64
-  windows of 10 x 224 x 224 x 3 frames needed 735 MB of temporaries and twice the time. The loop slices its
+  windows of 10 x 224 x 224 x 3 frames needed 735 MB of temporaries and 2-3x the time. The loop slices its
   chunk out of the features in place; the last chunk ends at N and may overlap the one before it (those
   sequences are pooled twice, to the same values), so no padded copy of the input is ever made.
   """
