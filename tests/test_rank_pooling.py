@@ -146,11 +146,15 @@ def test_input_dtype_and_pixel_scale(clip_windows):
 
 
 def test_jit_and_vmap_match_the_batched_call(clip_windows):
-  expected = np.asarray(rank_pool(clip_windows, 10.0, forward_backward=True))
-  jitted = jax.jit(lambda f: rank_pool(f, 10.0, forward_backward=True))
-  np.testing.assert_allclose(jitted(clip_windows), expected, rtol=1e-5, atol=1e-6)
-  mapped = jax.vmap(lambda f: rank_pool(f, 10.0, forward_backward=True))
-  np.testing.assert_allclose(mapped(clip_windows), expected, rtol=1e-5, atol=1e-6)
+  expected = np.asarray(rank_pool(clip_windows, 10.0, forward_backward=True), np.float64)
+  jitted = jax.jit(lambda f: rank_pool(f, 10.0, forward_backward=True))(clip_windows)
+  mapped = jax.vmap(lambda f: rank_pool(f, 10.0, forward_backward=True))(clip_windows)
+  # Traced inside jit or vmap, rank_pool is compiled with XLA's default emitters instead of the classic
+  # ones (_cpu_jit), which sum the Gram matrices in another order: equal up to float32 rounding, which 2C
+  # amplifies.
+  for pooled in (np.asarray(jitted), np.asarray(mapped)):
+    for got, want in zip(pooled, expected):
+      assert relative_error(got, want) <= 1e-5
 
 
 # ------------------------------------------------------------------------------------- padded batches
@@ -179,17 +183,19 @@ def test_padded_batch_equals_each_sequence_alone(clip_windows, objective):
 
 
 def test_large_batches_pooled_in_chunks_equal_each_sequence_alone(clip_windows, monkeypatch):
-  """Batches larger than _CHUNK_BYTES go through a loop over chunks whose last chunk overlaps the one
-  before it: values, lengths, the backward half, gradients and tangents must not notice."""
-  # 5 sequences in chunks of 2 (the last one is [3, 4] and re-pools sequence 3); a shape no other test
-  # compiles, so that the jit cache holds no unchunked program for it.
+  """Long sequences (more than _FUSED_MAX_T frames) are pooled by matrix products, and batches of them
+  larger than _CHUNK_BYTES in a loop over chunks whose last chunk overlaps the one before it: values,
+  lengths, the backward half, gradients and tangents must not notice."""
+  # 5 sequences in chunks of 2 (the last one is [3, 4] and re-pools sequence 3). The path and the chunk size
+  # are static arguments of the compiled program, so the patched constants take effect.
   frames = np.concatenate([clip_windows, clip_windows[:2, ::-1]])[:, :, :1000]
   lengths = np.array([10, 7, 10, 3, 7])
   for i, length in enumerate(lengths):
     frames[i, length:] = np.nan
+  monkeypatch.setattr(solvers, "_FUSED_MAX_T", 0)
   monkeypatch.setattr(solvers, "_CHUNK_BYTES", 2 * frames[0].size * 4)
   pool = lambda f: rank_pool(f, 10.0, forward_backward=True, lengths=lengths)
-  assert "while" in str(jax.make_jaxpr(pool)(frames))  # the chunked path, not one pass
+  assert "scan" in str(jax.make_jaxpr(pool)(frames))  # the loop over chunks (the solvers are while loops)
   pooled = np.asarray(pool(frames))
   probe = np.random.default_rng(0).normal(size=pooled.shape).astype(np.float32)
   grad = np.asarray(jax.grad(lambda f: jnp.vdot(pool(f), probe))(np.nan_to_num(frames)))
@@ -203,6 +209,37 @@ def test_large_batches_pooled_in_chunks_equal_each_sequence_alone(clip_windows, 
     assert not grad[i, length:].any()
     _, expected_tangent = jax.jvp(alone, (frames[i],), (direction[i],))
     assert relative_error(tangent[i], np.asarray(expected_tangent, np.float64)) <= 1e-4
+
+
+def test_fused_passes_equal_the_matrix_product_path(clip_windows, monkeypatch):
+  """Short sequences are pooled in two fused passes over the frames (`_fused_gram`) and differentiated
+  through the matrix products that pool long ones (a custom_jvp): on the same padded windows, with the
+  backward half, both paths give the same values, gradients and tangents, and padded frames no gradient."""
+  frames = clip_windows.copy()
+  lengths = np.array([10, 7, 3])
+  for i, length in enumerate(lengths):
+    frames[i, length:] = np.nan
+  clean = np.nan_to_num(frames)
+  probe = np.random.default_rng(0).normal(size=(3, 2 * frames.shape[-1])).astype(np.float32)
+  direction = np.random.default_rng(1).normal(size=frames.shape).astype(np.float32)
+
+  def evaluate():
+    # A new function each time: make_jaxpr caches its trace by the function's identity.
+    pool = lambda f: rank_pool(f, 10.0, forward_backward=True, lengths=lengths)
+    grad = jax.grad(lambda f: jnp.vdot(pool(f), probe))(clean)
+    _, tangent = jax.jvp(pool, (clean,), (direction,))
+    return str(jax.make_jaxpr(pool)(frames)), [np.asarray(a) for a in (pool(frames), grad, tangent)]
+
+  fused_program, fused = evaluate()
+  monkeypatch.setattr(solvers, "_FUSED_MAX_T", 0)
+  products_program, products = evaluate()
+  assert "custom_jvp_call" in fused_program and "custom_jvp_call" not in products_program
+  assert np.isfinite(fused[0]).all()
+  for name, a, b in zip(("values", "gradients", "tangents"), fused, products):
+    for i, length in enumerate(lengths):
+      assert relative_error(a[i], b[i].astype(np.float64)) <= 1e-5, (name, i)
+      if name == "gradients":
+        assert not a[i, length:].any() and a[i, :length].any()
 
 
 def test_padded_frames_get_no_gradient(clip_windows):
