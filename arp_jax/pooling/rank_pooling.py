@@ -132,6 +132,17 @@ def _signed_square_root(x: jax.Array) -> jax.Array:
   return jnp.where(is_zero, 0.0, jnp.sign(x) * root)
 
 
+def _transformed(mean: jax.Array, is_valid: jax.Array | None, time_varying_mean: bool,
+                 nonlinearity: str | None) -> jax.Array:
+  """The frame vectors z from the (running) means, elementwise: the nonlinearity, then zeros where is_valid
+  (broadcastable; None: every frame) is False."""
+  z = _signed_square_root(mean) if nonlinearity == "ssr" else mean
+  if is_valid is not None and time_varying_mean:
+    # The running mean past the end of a sequence repeats its last value; those frames must not be fitted.
+    z = jnp.where(is_valid, z, 0.0)
+  return z
+
+
 def _frame_rows(psi: jax.Array, valid: jax.Array | None, time_varying_mean: bool,
                 nonlinearity: str | None) -> list[jax.Array]:
   """z_1..z_T before normalisation, one array per frame: psi [n, T, ...] (any real dtype) -> T float32
@@ -153,12 +164,7 @@ def _frame_rows(psi: jax.Array, valid: jax.Array | None, time_varying_mean: bool
     if time_varying_mean:
       running = z if running is None else running + z
       z = running / np.float32(t + 1)
-    if nonlinearity == "ssr":
-      z = _signed_square_root(z)
-    if is_valid is not None and time_varying_mean:
-      # The running mean past the end of a sequence repeats its last value; those frames must not be fitted.
-      z = jnp.where(is_valid, z, 0.0)
-    rows.append(z)
+    rows.append(_transformed(z, is_valid, time_varying_mean, nonlinearity))
   return rows
 
 
@@ -214,13 +220,8 @@ def _frame_vectors(psi: jax.Array, valid: jax.Array | None, time_varying_mean: b
   if time_varying_mean:
     T = psi.shape[-2]
     psi = jnp.cumsum(psi, axis=-2) / jnp.arange(1, T + 1, dtype=jnp.float32)[:, None]
-  z = jnp.swapaxes(psi, -1, -2)
-  if nonlinearity == "ssr":
-    z = _signed_square_root(z)
-  if valid is not None and time_varying_mean:
-    # The running mean past the end of a sequence repeats its last value; those frames must not be fitted.
-    z = jnp.where(valid[..., None, :], z, 0.0)
-  return z
+  return _transformed(jnp.swapaxes(psi, -1, -2), None if valid is None else valid[..., None, :],
+                     time_varying_mean, nonlinearity)
 
 
 def _inverse_norms(gram_diagonal: jax.Array) -> jax.Array:
