@@ -9,10 +9,11 @@ test video once from all its test windows (up to `input.test_windows`, the refer
 
 How a video's windows become one score (`config.eval.aggregate`):
   "network"  the network pools each window and merges the windows inside itself (its `merge`), in one
-             pass over all of them: the dynamic-image streams, trained that way;
+             pass over all of them: every stream of `arp_jax.paper_configs` by default (SI and OF as
+             windows of one frame, merged by max), trained that way;
   "mean"     each window is scored alone and the softmax scores are averaged over the video's windows
-             (saved as the log of the average, so the scores stay logits): the single-frame streams
-             (SI, OF), trained on one random frame at a time.
+             (saved as the log of the average, so the scores stay logits): streams trained on one
+             window or frame at a time (`frame_streams=softmax_mean`, experiments/synthetic_four_stream.py).
 
 Data-parallel like training: each host scores its share of the videos, the batch is sharded over every
 device, and the scores are gathered on every host; process 0 writes the files.

@@ -17,10 +17,19 @@ their table varies:
   input.offline         read precomputed dynamic images (`*_dynamic_images` datasets) instead of frames
   input.offline_values  "image" (the stored 8-bit images minus the mean, as the paper feeds them) or
                         "restored" (their pooled float values); `make_dynamic_image_dataset`'s `values`
+  input.convention      how the pipelines normalise frames, dynamic images and flow for the weights
+                        (`arp_jax.normalization`): "auto" (the convention recorded in init_from's
+                        checkpoint, `weights.read_convention`; "reference" without init_from), or
+                        "reference" (0..255 minus the ImageNet mean), "torchvision" ((x/255-mean)/std),
+                        "caffe" (0..255 minus BVLC's mean); one that differs from init_from's record is
+                        an error (`input_convention`)
   input.window, .stride tau and s of the windows (1, 1: single frames, the SI and OF streams)
   input.train_windows   windows per video in training (the reference's 10)
   input.test_windows    windows per video at test (20)
-  input.size, .scales   network input side, training crop sides (for frames whose short side is 256)
+  input.size, .scales   network input side, training crop sides (in pixels of frames resized to short_side)
+  input.short_side      crops are drawn in frames resized to this short side (the reference's 256), or
+                        0: size and scales in stored pixels (the 64-pixel synthetic and miniature frames;
+                        an int rather than None so that the command line can set either)
   input.flip            random horizontal flips in training (False when a mirror image changes the class)
   input.batch_size      videos per step over all hosts and devices; an update averages the gradients
                         of optim.accumulation_steps steps (the reference: 4 x 32 = 128 videos)
@@ -33,7 +42,8 @@ their table varies:
   optim.multipliers     parameter name -> learning-rate multiplier, e.g. {"temporal_pooling": 0.1}
   init_from             "" (from scratch) or a checkpoint of `arp-jax convert` (the backbone's weights)
   eval.aggregate        "network" (the network merges all test windows of a video in one pass) or
-                        "mean" (each window scored alone, softmax scores averaged: the SI/OF streams)
+                        "mean" (each window scored alone, softmax scores averaged: streams trained on
+                        one window or frame at a time)
   eval.batch_size       videos per evaluation step over all hosts
   log_every, checkpoint_every, keep_checkpoints, max_steps (> 0 stops early: smoke runs)
 """
@@ -52,13 +62,15 @@ import ml_collections
 import numpy as np
 from flax import traverse_util
 
-from arp_jax import input_pipeline, optim, weights
+from arp_jax import input_pipeline, normalization, optim, weights
 from arp_jax.models import DynamicImageNetwork
-from arp_jax.models.video import POOLING_LABEL
+from arp_jax.models.video import POOLING_LABEL, reference_scaling
 from arp_jax.train_step import TrainState, create_state
 
 SYNTHETIC = "synthetic_motion"
 AGGREGATES = ("network", "mean")
+# input.convention: AUTO (init_from's record, else "reference") or a name of normalization.CONVENTIONS.
+AUTO = "auto"
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 
@@ -70,7 +82,8 @@ def base_config() -> ml_collections.ConfigDict:
                         mini=False)
   config.input = dict(modality="rgb", offline=False, offline_values="image", window=10, stride=6,
                       train_windows=10, test_windows=20, size=input_pipeline.SIZE,
-                      scales=input_pipeline.SCALES, flip=True, batch_size=32, repeat=5, num_workers=2)
+                      scales=input_pipeline.SCALES, short_side=input_pipeline.SHORT_SIDE, flip=True,
+                      batch_size=32, repeat=5, num_workers=2, convention=AUTO)
   config.model = dict(backbone="resnext50_32x4d", pool_at="stem", pooling="arp", merge="max",
                       dropout_rate=0.5, dtype="float32")
   config.optim = dict(learning_rates=[1e-2] * 2 + [1e-3] * 8, momentum=optim.MOMENTUM,
@@ -157,8 +170,13 @@ def check_config(config) -> None:
     _positive_int(config, field)
   if config.input.modality not in input_pipeline.MODALITIES:
     _fail("input.modality", config.input.modality, f"one of {input_pipeline.MODALITIES}")
+  short_side = config.input.short_side
+  if isinstance(short_side, bool) or not isinstance(short_side, int) or short_side < 0:
+    _fail("input.short_side", short_side, "an int >= 1 (the reference's 256) or 0 (stored pixels)")
   if config.input.offline_values not in input_pipeline.OFFLINE_VALUES:
     _fail("input.offline_values", config.input.offline_values, f"one of {input_pipeline.OFFLINE_VALUES}")
+  if config.input.convention not in (AUTO, *normalization.CONVENTIONS):
+    _fail("input.convention", config.input.convention, f"one of {(AUTO, *normalization.CONVENTIONS)}")
   if config.eval.aggregate not in AGGREGATES:
     _fail("eval.aggregate", config.eval.aggregate, f"one of {AGGREGATES}")
   if config.model.dtype not in DTYPES:
@@ -252,9 +270,49 @@ def local_batch_size(global_size: int, what: str) -> int:
   return global_size // jax.process_count()
 
 
+def input_convention(config) -> normalization.Convention:
+  """How the run's pipelines normalise their input: the convention of the weights it starts from.
+
+  input.convention "auto": the convention recorded in init_from's checkpoint (`weights.read_convention`:
+  "torchvision" or "caffe" for converted ImageNet weights, with the flow variant of a flow network;
+  "reference" for a checkpoint without a record), or "reference" when training from scratch. A name: that
+  convention for input.modality; with init_from it must be the checkpoint's, since weights fed another
+  input see another scale (the torchvision one is about 1/57 of the others).
+
+  Raises:
+    ValueError: a name other than init_from's record, init_from's weights for the other modality, or
+      CaffeNet's ARP input scaling (L2 to 6000, clip 128: sizes for 0..255 inputs) under a convention
+      that divides (torchvision's).
+    FileNotFoundError: init_from is not a checkpoint (with "auto" evaluation reads its record too).
+  """
+  c = config.input
+  if config.init_from:
+    recorded = weights.read_convention(os.path.expanduser(config.init_from))
+    if c.convention not in (AUTO, recorded.name):
+      raise ValueError(f"config.input.convention is {c.convention!r}, but init_from's weights expect "
+                       f"{recorded.name!r} ({config.init_from}); use 'auto' or {recorded.name!r}")
+    if recorded.modality != c.modality:
+      raise ValueError(f"init_from's weights take {recorded.modality} input ({config.init_from}), "
+                       f"config.input.modality is {c.modality!r}; convert them with --in-channels "
+                       f"{input_pipeline.CHANNELS[c.modality]}")
+    convention = recorded
+  else:
+    convention = normalization.convention("reference" if c.convention == AUTO else c.convention,
+                                          c.modality)
+  window = 1 if c.offline else c.window
+  scaling = reference_scaling("caffenet" if config.model.backbone == "caffenet" else "resnext",
+                              0 if config.model.pool_at == "conv1" else 1, config.model.pooling, window)
+  if scaling == "l2_6000_clip_128" and np.any(convention.gain != 1):
+    raise ValueError(f"CaffeNet's dynamic image at conv1 is scaled to L2 norm 6000 and clipped to 128, "
+                     f"sizes for 0..255 input; config.input.convention {convention.name!r} divides it "
+                     "(use 'reference' or 'caffe')")
+  return convention
+
+
 def dataset(config, workdir, train: bool, num_epochs: int | None = None):
   """This host's input pipeline (a `grain.IterDataset` of batches with `frames`, `length`, `label`, and
-  at test `index`, `valid`): frames and windows, or precomputed dynamic images (`input.offline`)."""
+  at test `index`, `valid`): frames and windows, or precomputed dynamic images (`input.offline`),
+  normalised as `input_convention(config)` says."""
   c = config.input
   batch_size = local_batch_size(c.batch_size if train else config.eval.batch_size,
                                 "input.batch_size" if train else "eval.batch_size")
@@ -262,7 +320,8 @@ def dataset(config, workdir, train: bool, num_epochs: int | None = None):
                 max_windows=c.train_windows if train else c.test_windows, size=c.size,
                 batch_size=batch_size, seed=config.seed, num_epochs=num_epochs if train else 1,
                 shard_index=jax.process_index(), shard_count=jax.process_count(), scales=tuple(c.scales),
-                flip=c.flip, num_workers=c.num_workers)
+                short_side=c.short_side or None, flip=c.flip, num_workers=c.num_workers,
+                convention=input_convention(config))
   if c.offline:
     return input_pipeline.make_dynamic_image_dataset(values=c.offline_values, **common).map(_as_frames)
   return input_pipeline.make_dataset(window=c.window, stride=c.stride, **common)

@@ -15,8 +15,16 @@ start=0: per video `frames float32 [S_max * tau, size, size, C]`, `length` = S *
 windows past it repeat the last real window) and `label`. `make_dynamic_image_dataset` (the offline path)
 reads the precomputed dynamic images (or other summary images) instead: `images float32 [S_max, size,
 size, C]`, `length` = S; by default the stored 8-bit images minus the mean, as the paper trains on them.
+Both normalise their output as the network's weights expect (`convention`, `arp_jax.normalization`: the
+default "reference" is 0..255 minus the ImageNet mean, flow codes minus 128; "torchvision" and "caffe"
+for converted ImageNet weights, whose checkpoints record theirs, `weights.read_convention`).
 In eval mode both add `index` (the video's position in the source), `name` (uint8 [NAME_BYTES],
 `decode_names`) and `valid` (False for padding), and never drop a video.
+
+Crops (`crop_params`): the reference's, drawn in the frame resized to a short side of `short_side` (256)
+and mapped back to stored pixels, so that the one resize of each crop to size x size also does the
+reference's resize of the whole frame. Dynamic images are stored at their frames' size and crop alike.
+`short_side=None` takes the scales in stored pixels (the synthetic and miniature configs' 64-pixel frames).
 
 Randomness: every random choice of a video (which windows, which crops, which flips) comes from the
 `np.random.Generator` that Grain's `random_map` derives from the seed and the element's position, so a
@@ -57,20 +65,24 @@ import grain
 import numpy as np
 import tensorflow_datasets as tfds
 
+from arp_jax import normalization
+from arp_jax.normalization import Convention
 from arp_jax.pooling.windows import window_indices
 from data_prep.jpeg import decode_jpeg
 
 MODALITIES = ("rgb", "flow")
 CHANNELS = {"rgb": 3, "flow": 2}
-# The reference's crop sides (after resizing the short side to 256) and its input size.
+# The reference resizes frames to a short side of 256, then crops sides of SCALES and resizes the crop to
+# SIZE; `crop_params` folds that first resize into the crop (the scales are in 256-short-side pixels).
+SHORT_SIDE = 256
 SCALES = (256, 224, 192, 168)
 SIZE = 224
 # The reference's training windows start at frame 3 (1-based); test windows at frame 1.
 TRAIN_START = 2
-# ImageNet mean of the pretrained backbones, in 0..255 (R, G, B); flow codes are centred on 128 (no motion).
-RGB_MEAN = (123.675, 116.28, 103.53)
-FLOW_MEAN = 128.0
-_MEANS = {"rgb": RGB_MEAN, "flow": FLOW_MEAN}
+# The "reference" input convention's means (`arp_jax.normalization`): ImageNet's in 0..255 (R, G, B);
+# flow codes are centred on 128 (no motion).
+RGB_MEAN = normalization.RGB_MEAN
+FLOW_MEAN = normalization.FLOW_MEAN
 # Features of the datasets: the image sequences of each modality.
 FRAME_KEYS = {"rgb": ("frames",), "flow": ("flow_x", "flow_y")}
 DYNAMIC_IMAGE_KEYS = {"rgb": ("images",), "flow": ("images_x", "images_y")}
@@ -109,10 +121,27 @@ def _check_modality(modality) -> str:
   return modality
 
 
+def _check_convention(convention, modality: str) -> Convention:
+  """A name of `normalization.CONVENTIONS` or a `Convention` -> the `Convention` for `modality`."""
+  if not isinstance(convention, (str, Convention)):
+    raise ValueError(f"convention is {convention!r}; expected one of {normalization.CONVENTIONS} or an "
+                     "arp_jax.normalization.Convention (e.g. weights.read_convention(checkpoint))")
+  return normalization.resolve(convention, modality)
+
+
 def _check_scales(scales) -> tuple[int, ...]:
   if isinstance(scales, (str, bytes)) or not isinstance(scales, Sequence) or not scales:
     raise ValueError(f"scales is {scales!r}; expected a non-empty sequence of crop sides, e.g. {SCALES}")
   return tuple(_check_int("each scale", scale, 1) for scale in scales)
+
+
+def _check_short_side(short_side) -> int | None:
+  if short_side is None:
+    return None
+  if isinstance(short_side, bool) or not isinstance(short_side, (int, np.integer)) or short_side < 1:
+    raise ValueError(f"short_side is {short_side!r}; expected an int >= 1 (the reference's {SHORT_SIDE}) "
+                     "or None (scales in stored pixels)")
+  return int(short_side)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -142,7 +171,8 @@ def sample_windows(num_frames: int, window: int, stride: int, train: bool, rng: 
   """The frames of the windows the reference samples from a video, in temporal order.
 
   Windows of `window` frames every `stride` start at the 0-based frame 2 in training (frame 3, 1-based;
-  frame 0 if the video has fewer than 3 frames) and at frame 0 at test; the last one is padded by
+  frame 0 if that would leave a window of two or more frames a single real one: videos of fewer than 4
+  frames, 3 for window 1) and at frame 0 at test; the last one is padded by
   repeating the last frame (`arp_jax.window_indices`). Of the n windows, training keeps all when
   n <= max_windows, else a random min(max_windows, ceil(n / 2)); test keeps at most `max_windows`, a
   random subset when there are more. With window 1 (frames), training keeps `max_windows` random frames.
@@ -166,7 +196,9 @@ def sample_windows(num_frames: int, window: int, stride: int, train: bool, rng: 
   max_windows = _check_int("max_windows", max_windows, 1)
   train = _check_bool("train", train)
   rng = _check_rng(rng)
-  start = TRAIN_START if train and num_frames > TRAIN_START else 0
+  # The model pools each sampled window whole (`make_dataset` emits them back to back), so a window of
+  # one real frame and its padding copies would pool to ARP's float32 residue, not to the frame.
+  start = TRAIN_START if train and num_frames - TRAIN_START >= min(window, 2) else 0
   windows = window_indices(num_frames, window, stride, start)
   kept = _keep(len(windows), _num_kept(len(windows), train, max_windows, window == 1), rng)
   return np.asarray(windows[kept], np.int32)
@@ -176,49 +208,83 @@ def sample_windows(num_frames: int, window: int, stride: int, train: bool, rng: 
 # Augmentation
 
 
+def _round_half_down(numerator: int, denominator: int) -> int:
+  """numerator / denominator (denominator > 0) rounded to the nearest int, halves down; exact."""
+  return -((denominator - 2 * numerator) // (2 * denominator))
+
+
+def _crop_span(stored: int, crop: int, short_side: int, stored_short: int, position: int) -> tuple[int, int]:
+  """(start, length) in stored pixels, along a side of `stored` pixels, of a crop `crop` pixels long in the
+  frame resized from short side `stored_short` to `short_side` (clipped to that frame's side, and at least
+  one stored pixel), placed at the side's start (position 0), end (1) or centre (2). Each edge is rounded
+  to the nearest stored pixel, halves down: without a resize (short_side = stored_short) a centred crop
+  starts at (stored - crop) // 2, as it always has."""
+  # Lengths in units of 1 / short_side stored pixel: the side is `full`, the crop `span`.
+  full = stored * short_side
+  span = min(max(crop * stored_short, short_side), full)
+  # Edges in units of 1 / (2 short_side) stored pixel, where they are whole numbers.
+  low = (0, 2 * (full - span), full - span)[position]
+  start = _round_half_down(low, 2 * short_side)
+  return start, _round_half_down(low + 2 * span, 2 * short_side) - start
+
+
 def crop_params(height: int, width: int, rng: np.random.Generator, train: bool,
-                scales: Sequence[int] = SCALES, size: int = SIZE,
-                flip: bool = True) -> tuple[int, int, int, int, bool]:
+                scales: Sequence[int] = SCALES, size: int = SIZE, flip: bool = True,
+                short_side: int | None = SHORT_SIDE) -> tuple[int, int, int, int, bool]:
   """One crop and flip draw (the reference's multi-scale crop), shared by the frames of a window.
 
-  Training: crop height and width drawn independently from `scales` (each clipped to the frame's side),
-  placed at one of 5 positions (4 corners, centre) with equal probability, flipped horizontally with
-  probability 1/2. Test: the centred size x size square (the largest centred square if the frame is
-  smaller), no flip. The scales refer to frames whose short side is 256, as the reference resizes them;
-  frames stored smaller (UCF101's 240) clip the larger scales.
+  The reference first resizes frames to a short side of 256 (`short_side`), then crops. Here the crop is
+  drawn in the pixels of that resized frame and its box mapped back to the stored frame, so the
+  `cv2.resize` of the crop to size x size does both resizes in one, with no pass over the whole frame.
+  Each edge of the box is rounded to the nearest stored pixel (halves down), so it lies within half a
+  stored pixel of the exact box (the resized frame's long side unrounded: 341.3 for 320 x 240, where a
+  resize to 341 x 256 moves the right corner crops by 0.3 stored pixel). UCF101's 320 x 240 frames
+  (240 / 256 stored pixels per resized one):
+  training crop sides of 240, 210, 180 and 157 or 158 stored pixels; the test crop 210 x 210 at (15, 55).
+
+  Training: crop height and width drawn independently from `scales` (each clipped to the resized frame's
+  side), placed at one of 5 positions (4 corners, centre) with equal probability, flipped horizontally
+  with probability 1/2. Test: the centred size x size square (the resized frame's short side square if
+  size exceeds it), no flip.
 
   Args:
-    height, width: the frame's size in pixels (>= 1).
+    height, width: the frame's stored size in pixels (>= 1).
     rng: draws the crop in training (untouched at test).
     train: random crop (True) or centre crop (False).
-    scales: the crop sides to draw from.
-    size: the test crop side (the network's input side).
+    scales: the crop sides to draw from, in pixels of the resized frame.
+    size: the test crop side in pixels of the resized frame (the network's input side).
     flip: whether training may flip. False for classes that a mirror image changes (the synthetic
       benchmark's "left" and "right"); the draw is made either way, so the crops stay the same.
+    short_side: the resized frame's short side (the reference's 256), or None: no resize, the scales and
+      size are stored pixels (the crops of short_side = min(height, width)).
 
   Returns:
-    (top, left, crop_h, crop_w, flip): the crop is frames[..., top:top + crop_h, left:left + crop_w, :].
+    (top, left, crop_h, crop_w, flip) in stored pixels: the crop is
+    frames[..., top:top + crop_h, left:left + crop_w, :].
 
   Raises:
-    ValueError: a size is not a positive int, `scales` is empty or not ints, `rng` is not a Generator.
+    ValueError: a size is not a positive int, `scales` is empty or not ints, `short_side` is neither a
+      positive int nor None, `rng` is not a Generator.
   """
   height = _check_int("height", height, 1)
   width = _check_int("width", width, 1)
   train = _check_bool("train", train)
   scales = _check_scales(scales)
   size = _check_int("size", size, 1)
+  stored_short = min(height, width)
+  short_side = _check_short_side(short_side) or stored_short
   if not train:
-    side = min(size, height, width)
-    return (height - side) // 2, (width - side) // 2, side, side, False
+    side = min(size, short_side)
+    top, crop_h = _crop_span(height, side, short_side, stored_short, 2)
+    left, crop_w = _crop_span(width, side, short_side, stored_short, 2)
+    return top, left, crop_h, crop_w, False
   rng = _check_rng(rng)
-  crop_h = min(int(rng.choice(scales)), height)
-  crop_w = min(int(rng.choice(scales)), width)
+  scale_h, scale_w = int(rng.choice(scales)), int(rng.choice(scales))
   position = int(rng.integers(5))  # 0..3: top-left, top-right, bottom-left, bottom-right; 4: centre
-  if position == 4:
-    top, left = (height - crop_h) // 2, (width - crop_w) // 2
-  else:
-    top = 0 if position < 2 else height - crop_h
-    left = 0 if position % 2 == 0 else width - crop_w
+  # Along each side: 0 start, 1 end, 2 centre.
+  vertical, horizontal = (2, 2) if position == 4 else (position // 2, position % 2)
+  top, crop_h = _crop_span(height, scale_h, short_side, stored_short, vertical)
+  left, crop_w = _crop_span(width, scale_w, short_side, stored_short, horizontal)
   flipped = bool(rng.integers(2)) and _check_bool("flip", flip)
   return top, left, crop_h, crop_w, flipped
 
@@ -235,47 +301,52 @@ def _check_params(params, height: int, width: int) -> tuple[int, int, int, int, 
   return top, left, crop_h, crop_w, bool(flip)
 
 
-def _crop_resize_flip(images, params, size: int, flip_u, offset, out: np.ndarray) -> None:
+def _crop_resize_flip(images, params, size: int, flip_u, convention: Convention, out: np.ndarray,
+                      zero_sum: bool = False) -> None:
   """Writes each of `images` ([H, W, C] uint8 or float32 arrays) cropped, resized to size x size,
   mirrored if `params` say so (then `flip_u` applied to channel 0, the horizontal displacement of flow)
-  and minus `offset` into float32 `out` [n, size, size, C]."""
+  and normalised as `convention` says (`normalization.normalize`, with `zero_sum`) into float32 `out`
+  [n, size, size, C]."""
   top, left, crop_h, crop_w, flip = _check_params(params, images[0].shape[0], images[0].shape[1])
-  offset = np.asarray(offset, np.float32)
   for image, target in zip(images, out):
     resized = cv2.resize(image[top:top + crop_h, left:left + crop_w], (size, size),
                          interpolation=cv2.INTER_LINEAR)
     if flip:
       # Bilinear sampling is symmetric about the centre, so mirroring after the resize equals mirroring
-      # before it, and costs nothing: the subtraction below reads the mirrored view.
+      # before it, and costs nothing: the normalisation below reads the mirrored view.
       resized = resized[:, ::-1]
       if flip_u is not None:
         resized[..., 0] = flip_u(resized[..., 0])
-    np.subtract(resized, offset, out=target)
+    normalization.normalize(resized, convention, zero_sum=zero_sum, out=target)
 
 
-def augment(frames: np.ndarray, params, size: int, modality: str) -> np.ndarray:
-  """Crops, flips and resizes the frames of one window, then subtracts the mean.
+def augment(frames: np.ndarray, params, size: int, modality: str,
+            convention: str | Convention = "reference") -> np.ndarray:
+  """Crops, flips and resizes the frames of one window, then normalises them as the weights expect.
 
   Flow: a horizontal flip reverses horizontal motion, so it also maps the stored horizontal displacement
   code u to 255 - u (channel 0; the codes are symmetric about 128 = no motion, REFERENCE.md "Data").
   The resize runs on the uint8 frames (bilinear, OpenCV's fixed-point path, 4x less memory than float);
-  its rounding to whole levels is below the JPEG error of the stored frames. Means: RGB minus the ImageNet
-  mean in 0..255 per channel (`RGB_MEAN`), flow minus 128.
+  its rounding to whole levels is below the JPEG error of the stored frames. Normalisation: the input
+  convention of the weights (`arp_jax.normalization`); the default "reference" subtracts the ImageNet
+  mean in 0..255 per channel from RGB (`RGB_MEAN`) and 128 from flow, and divides by nothing.
 
   Args:
     frames: uint8 [tau, H, W, C], C = 3 (RGB) or 2 (flow u, v).
     params: (top, left, crop_h, crop_w, flip) from `crop_params(H, W, ...)`.
     size: output side.
     modality: "rgb" or "flow".
+    convention: a name of `normalization.CONVENTIONS` or a `normalization.Convention` of the modality.
 
   Returns:
     float32 [tau, size, size, C].
 
   Raises:
     ValueError: `frames` is not uint8 [tau, H, W, C] with the modality's C, `params` do not fit the
-      frames, `size` is not a positive int or `modality` is unknown.
+      frames, `size` is not a positive int, `modality` is unknown or `convention` not one of it.
   """
   modality = _check_modality(modality)
+  convention = _check_convention(convention, modality)
   size = _check_int("size", size, 1)
   frames = np.asarray(frames)
   channels = CHANNELS[modality]
@@ -283,7 +354,7 @@ def augment(frames: np.ndarray, params, size: int, modality: str) -> np.ndarray:
     raise ValueError(f"frames has shape {frames.shape} and dtype {frames.dtype}; expected uint8 "
                      f"[tau, H, W, {channels}] ({modality})")
   out = np.empty((len(frames), size, size, channels), np.float32)
-  _crop_resize_flip(frames, params, size, _flip_code if modality == "flow" else None, _MEANS[modality], out)
+  _crop_resize_flip(frames, params, size, _flip_code if modality == "flow" else None, convention, out)
   return out
 
 
@@ -518,7 +589,7 @@ class VideoTransform:
 
   Returns per video `frames float32 [max_windows * window, size, size, C]`, `length int32` (= S * window
   real frames; the windows past them repeat the last real window), `label int32`, and at test `index`,
-  `name`, `valid`.
+  `name`, `valid`. The frames are normalised as `convention` says (a name or a `Convention`).
   """
   train: bool
   modality: str
@@ -528,6 +599,8 @@ class VideoTransform:
   size: int
   scales: tuple[int, ...] = SCALES
   flip: bool = True
+  short_side: int | None = SHORT_SIDE
+  convention: str | Convention = "reference"
 
   def __call__(self, element: _Element, rng: np.random.Generator) -> dict:
     T = _video_length(element.example, self.modality)
@@ -539,10 +612,11 @@ class VideoTransform:
     inverse = inverse.reshape(ids.shape)
     out = np.empty((self.max_windows * tau, self.size, self.size, CHANNELS[self.modality]), np.float32)
     flip_u = _flip_code if self.modality == "flow" else None
+    convention = normalization.resolve(self.convention, self.modality)
     for s in range(S):
       params = crop_params(frames.shape[1], frames.shape[2], rng, self.train, self.scales, self.size,
-                           self.flip)
-      _crop_resize_flip([frames[k] for k in inverse[s]], params, self.size, flip_u, _MEANS[self.modality],
+                           self.flip, self.short_side)
+      _crop_resize_flip([frames[k] for k in inverse[s]], params, self.size, flip_u, convention,
                         out[s * tau:(s + 1) * tau])
     # Padding repeats a real window rather than zeros, so a model that forgets `length` still sees
     # plausible input; with `length` the pooling and the merge ignore it.
@@ -557,7 +631,8 @@ class DynamicImageTransform:
   """Grain random_map of the dynamic-image pipeline: keep windows as the reference does, augment each.
 
   Returns per video `images float32 [max_windows, size, size, C]` (`values`: "image", the 8-bit images
-  minus the mean; "restored", the float range of `decode_dynamic_images`), `length int32` (S real images;
+  normalised as frames are; "restored", the float range of `decode_dynamic_images` times the
+  convention's gain, its offset cancelling in the zero-sum ARP weights), `length int32` (S real images;
   the rest repeat the last), `label int32`, and at test `index`, `name`, `valid`.
   """
   train: bool
@@ -566,7 +641,9 @@ class DynamicImageTransform:
   size: int
   scales: tuple[int, ...] = SCALES
   flip: bool = True
+  short_side: int | None = SHORT_SIDE
   values: str = "image"
+  convention: str | Convention = "reference"
 
   def __call__(self, element: _Element, rng: np.random.Generator) -> dict:
     example = element.example
@@ -579,17 +656,19 @@ class DynamicImageTransform:
       keys = DYNAMIC_IMAGE_KEYS[self.modality]
       images = _decode_sequences(_sequences(example, keys), keys, kept)
       # A flip negates the dynamic image's u (below), and min-max scaling maps -v to the code 255 - q.
-      flip_u, offset = (_flip_code if flow else None), _MEANS[self.modality]
+      flip_u, zero_sum = (_flip_code if flow else None), False
     else:
       images = decode_dynamic_images(example, self.modality, kept)
       # Flipping a flow video maps u to 255 - u in every frame; the ARP weights sum to zero, so the 255s
-      # cancel and the dynamic image's u is negated (exact for windows of 2 or more frames).
-      flip_u, offset = (np.negative if flow else None), 0.0
+      # cancel and the dynamic image's u is negated (exact for windows of 2 or more frames). The
+      # convention's offset cancels likewise: only its gain applies.
+      flip_u, zero_sum = (np.negative if flow else None), True
+    convention = normalization.resolve(self.convention, self.modality)
     out = np.empty((self.max_windows, self.size, self.size, CHANNELS[self.modality]), np.float32)
     for s, image in enumerate(images):
       params = crop_params(image.shape[0], image.shape[1], rng, self.train, self.scales, self.size,
-                           self.flip)
-      _crop_resize_flip([image], params, self.size, flip_u, offset, out[s:s + 1])
+                           self.flip, self.short_side)
+      _crop_resize_flip([image], params, self.size, flip_u, convention, out[s:s + 1], zero_sum)
     out[len(kept):] = out[len(kept) - 1]
     return _outputs(element, example.get("label"), self.train, images=out, length=np.int32(len(kept)))
 
@@ -676,7 +755,9 @@ def make_dataset(source, *, train: bool, modality: str, window: int, stride: int
                  size: int, batch_size: int, seed: int, num_epochs: int | None, shard_index: int = 0,
                  shard_count: int = 1, drop_remainder: bool = True, scales: Sequence[int] = SCALES,
                  flip: bool = True, num_workers: int = 0,
-                 read_options: grain.ReadOptions | None = None) -> grain.IterDataset:
+                 read_options: grain.ReadOptions | None = None,
+                 short_side: int | None = SHORT_SIDE,
+                 convention: str | Convention = "reference") -> grain.IterDataset:
   """The frames (or flow) pipeline: window sampling, decoding, augmentation, batching.
 
   Args:
@@ -693,10 +774,16 @@ def make_dataset(source, *, train: bool, modality: str, window: int, stride: int
     num_epochs: passes over the data in training (None: forever); None or 1 in eval.
     shard_index, shard_count: this host's share of the source (jax.process_index(), jax.process_count()).
     drop_remainder: training only: drop a short last batch (with finite epochs); eval always pads.
-    scales: the training crop sides.
+    scales: the training crop sides, in pixels of the frames resized to `short_side`.
+    short_side: crops are drawn in frames resized to this short side (the reference's 256; the resize is
+      folded into the crop's, see `crop_params`), or None: `scales` and `size` in stored pixels.
     flip: random horizontal flips in training (False when a mirror image changes the class).
     num_workers: worker processes (0: all in this process); see the module docstring.
     read_options: threads and prefetching within a process (default 2 threads, 2 batches ahead).
+    convention: the input convention of the network's weights (`arp_jax.normalization`): a name of
+      `normalization.CONVENTIONS` ("reference", the default: 0..255 minus the ImageNet mean, flow minus
+      128; "torchvision"; "caffe") or a `Convention` of the modality (`weights.read_convention`, which
+      knows a flow network's flow_init).
 
   Returns:
     A `grain.IterDataset` of dicts: `frames float32 [B, max_windows * window, size, size, C]`,
@@ -711,7 +798,8 @@ def make_dataset(source, *, train: bool, modality: str, window: int, stride: int
       train=_check_bool("train", train), modality=_check_modality(modality),
       window=_check_int("window", window, 1), stride=_check_int("stride", stride, 1),
       max_windows=_check_int("max_windows", max_windows, 1), size=_check_int("size", size, 1),
-      scales=_check_scales(scales), flip=_check_bool("flip", flip))
+      scales=_check_scales(scales), flip=_check_bool("flip", flip),
+      short_side=_check_short_side(short_side), convention=_check_convention(convention, modality))
   return _pipeline(source, transform, train=train, batch_size=batch_size, seed=seed, num_epochs=num_epochs,
                    shard_index=shard_index, shard_count=shard_count, drop_remainder=drop_remainder,
                    num_workers=num_workers, read_options=read_options)
@@ -722,19 +810,22 @@ def make_dynamic_image_dataset(source, *, train: bool, modality: str, max_window
                                shard_count: int = 1, drop_remainder: bool = True,
                                scales: Sequence[int] = SCALES, flip: bool = True, num_workers: int = 0,
                                read_options: grain.ReadOptions | None = None,
-                               values: str = "image") -> grain.IterDataset:
+                               values: str = "image",
+                               short_side: int | None = SHORT_SIDE,
+                               convention: str | Convention = "reference") -> grain.IterDataset:
   """The precomputed dynamic images pipeline (the paper's offline path).
 
   Reads `*_dynamic_images` examples (one image per window, or one per video; dynamic images or the other
   summary images of Table 1), keeps windows as the reference does (training: all up to `max_windows`,
   else a random min(max_windows, ceil(n / 2)); test: at most `max_windows`), and crops and flips each
   image as `crop_params` draws (flow: a flip negates u, see `DynamicImageTransform`). Arguments as
-  `make_dataset`, and `values`:
+  `make_dataset` (`convention` included), and `values`:
     "image" (the paper: dynamic images are "scaled into [0, 255] range again" and "fed into a CNN as
-      input"): the stored 8-bit image minus the mean, exactly as a frame (RGB minus `RGB_MEAN`, flow
-      codes minus 128);
+      input"): the stored 8-bit image normalised exactly as a frame (by default RGB minus `RGB_MEAN`,
+      flow codes minus 128);
     "restored": the pooled values themselves (`decode_dynamic_images`), e.g. for a network that scales
-      its input itself.
+      its input itself, times the convention's gain (1 by default; the offset cancels in ARP's zero-sum
+      weights, so these are the dynamic images of normalised frames).
 
   Returns:
     A `grain.IterDataset` of dicts: `images float32 [B, max_windows, size, size, C]`, `length int32 [B]`
@@ -747,7 +838,8 @@ def make_dynamic_image_dataset(source, *, train: bool, modality: str, max_window
   transform = DynamicImageTransform(
       train=_check_bool("train", train), modality=_check_modality(modality),
       max_windows=_check_int("max_windows", max_windows, 1), size=_check_int("size", size, 1),
-      scales=_check_scales(scales), flip=_check_bool("flip", flip), values=_check_values(values))
+      scales=_check_scales(scales), flip=_check_bool("flip", flip), values=_check_values(values),
+      short_side=_check_short_side(short_side), convention=_check_convention(convention, modality))
   return _pipeline(source, transform, train=train, batch_size=batch_size, seed=seed, num_epochs=num_epochs,
                    shard_index=shard_index, shard_count=shard_count, drop_remainder=drop_remainder,
                    num_workers=num_workers, read_options=read_options)

@@ -3,16 +3,25 @@ checkpoints of the converted variables. Nothing downloads: users bring the files
 
     variables = from_torch("resnext50_32x4d-7cdf4587.pth", "resnext50_32x4d", num_classes=101)
     variables = from_caffe_npz("bvlc_reference_caffenet.npz", num_classes=101, in_channels=2)
-    save(variables, "weights/resnext50_rgb"); variables = load("weights/resnext50_rgb")
+    save(variables, "weights/resnext50_rgb", convention="torchvision")
+    variables = load("weights/resnext50_rgb")
     convert("resnext50_32x4d", "resnext50.pth", "weights/resnext50")   # what `arp-jax convert` runs
+    read_convention("weights/resnext50")    # the input the weights expect: Convention("torchvision", ...)
 
 Every converter checks the checkpoint against the model's own variable tree (from `jax.eval_shape` of its
 init), so a missing, unexpected or wrongly shaped array is a ValueError that names the key.
+
+The input convention travels with the weights (`arp_jax.normalization`): torchvision/timm weights expect
+RGB (x / 255 - mean) / std ("torchvision"), BVLC CaffeNet 0..255 minus its mean ("caffe", in R, G, B
+once converted: Caffe's conv1 reads B, G, R and `from_caffe_npz` reverses it). `save` writes the
+convention in `CONVENTION_FILE` beside the arrays, `convert` the converter's, and `read_convention`
+reads it back for the input pipeline.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+import json
 import os
 import re
 from pathlib import Path
@@ -23,10 +32,16 @@ import jax.numpy as jnp
 import numpy as np
 
 from arp_jax import models
+from arp_jax import normalization
 from arp_jax.models import layers
+from arp_jax.normalization import Convention
 
 TORCH_ARCHS = ("resnext50_32x4d", "resnext101_32x4d")
-FLOW_INITS = ("first", "mean")
+FLOW_INITS = normalization.FLOW_INITS
+# The input convention of a checkpoint, beside its arrays (`Convention.to_dict` as JSON).
+CONVENTION_FILE = "input_convention.json"
+# What each converter's weights expect, by arch.
+_CONVENTIONS = {"caffenet": "caffe", **{arch: "torchvision" for arch in TORCH_ARCHS}}
 _TORCH_SUFFIXES = (".pth", ".pt", ".bin")
 
 # A fresh classifier (num_classes differing from the checkpoint's) is drawn from this key unless the
@@ -99,8 +114,10 @@ def _classifier_size(num_classes: int | None, arrays: Mapping, key: str) -> tupl
 def _adapt_input_channels(w: np.ndarray, in_channels: int, flow_init: str, key: str) -> np.ndarray:
   """conv1's kernel [O, C, kh, kw] for `in_channels` input channels, from a checkpoint with C channels.
 
-  "first" (the reference for optical flow): the first `in_channels` input channels of the RGB kernel.
+  "first" (the reference for optical flow): the first `in_channels` input channels of the RGB kernel
+  (R and G: u gets R's filter, v G's; Caffe's B, G, R kernel is reversed to R, G, B before).
   "mean" (TSN's cross-modality initialisation): their mean over C, repeated `in_channels` times.
+  The input the result expects: `normalization.convention(..., "flow", flow_init)`.
   """
   if w.ndim != 4 or w.shape[1] == in_channels:
     return w  # a wrong rank is reported by the shape check, with the expected shape
@@ -310,8 +327,13 @@ def from_caffe_npz(path, num_classes: int | None = None, in_channels: int = 3, f
 
   Convolutions are [out, in / groups, kh, kw]; fully connected layers [out, in], with fc6's input being
   pool5 flattened in C, H, W order (fc6_w may also be given as [4096, 256, 6, 6]). The converter reorders
-  fc6 to the H, W, C flattening of `CaffeNet`. Channel order is left as it is: the BVLC model expects
-  BGR images with the mean subtracted.
+  fc6 to the H, W, C flattening of `CaffeNet`, and turns conv1 to RGB: Caffe's conv1 reads B, G, R (its
+  images come from OpenCV), so a 3-channel conv1_w has its input-channel axis reversed, and the
+  converted CaffeNet takes R, G, B images in 0..255 minus BVLC's mean (the "caffe" convention of
+  `arp_jax.normalization`, which `convert` records). This happens before a flow conv1 is built:
+  flow_init "first" then keeps the R and G filters (u, v), as from any RGB checkpoint (in Caffe's own
+  order it would be B and G); "mean" does not depend on the order. A conv1_w that does not have 3 input
+  channels is taken as it is.
 
   Args:
     path: the `.npz` file (or a mapping with the same keys).
@@ -334,8 +356,10 @@ def from_caffe_npz(path, num_classes: int | None = None, in_channels: int = 3, f
 
   num_classes, fresh = _classifier_size(num_classes, arrays, "fc8_w")
   if "conv1_w" in arrays:
-    arrays["conv1_w"] = _adapt_input_channels(_to_numpy(arrays["conv1_w"], "conv1_w"), in_channels,
-                                              flow_init, "conv1_w")
+    conv1 = _to_numpy(arrays["conv1_w"], "conv1_w")
+    if conv1.ndim == 4 and conv1.shape[1] == 3:
+      conv1 = conv1[:, ::-1]  # B, G, R -> R, G, B
+    arrays["conv1_w"] = _adapt_input_channels(conv1, in_channels, flow_init, "conv1_w")
   if "fc6_w" in arrays and np.ndim(arrays["fc6_w"]) == 4:
     arrays["fc6_w"] = _to_numpy(arrays["fc6_w"], "fc6_w").reshape(np.shape(arrays["fc6_w"])[0], -1)
 
@@ -368,11 +392,24 @@ def from_caffe_npz(path, num_classes: int | None = None, in_channels: int = 3, f
   return variables
 
 
-def save(variables: Mapping, directory, overwrite: bool = False) -> Path:
-  """Writes `variables` ({"params": ..., "batch_stats": ...}) as an Orbax checkpoint in `directory`.
+def _input_modality(tree: Mapping) -> str:
+  """"flow" when the tree's conv1 kernel (arrays or Orbax metadata) reads 2 channels, else "rgb"."""
+  conv1 = tree.get("params", {}).get("conv1", {})
+  kernel = conv1.get("kernel") if isinstance(conv1, Mapping) else None
+  shape = tuple(getattr(kernel, "shape", ()))
+  return "flow" if len(shape) == 4 and shape[2] == 2 else "rgb"
+
+
+def save(variables: Mapping, directory, overwrite: bool = False,
+         convention: str | Convention = "reference") -> Path:
+  """Writes `variables` ({"params": ..., "batch_stats": ...}) as an Orbax checkpoint in `directory`, and
+  the input convention the weights expect in `directory / CONVENTION_FILE`.
 
   The arrays are saved from host memory (NumPy), so the checkpoint carries no device placement and loads
-  on any machine. Returns the absolute directory. FileExistsError if it exists, unless `overwrite`.
+  on any machine. `convention`: a name of `normalization.CONVENTIONS` (for RGB, or flow with flow_init
+  "first" when conv1 reads 2 channels) or a `Convention`; "reference" (training from scratch) by default,
+  `convert` passes its converter's. Returns the absolute directory. FileExistsError if it exists, unless
+  `overwrite`; ValueError for a convention of the other modality than conv1's.
   """
   import orbax.checkpoint as ocp
 
@@ -382,10 +419,25 @@ def save(variables: Mapping, directory, overwrite: bool = False) -> Path:
   if not isinstance(variables, Mapping):
     raise TypeError(f"variables is a {type(variables).__name__}; expected a dict like "
                     "{'params': ..., 'batch_stats': ...}")
+  convention = normalization.resolve(convention, _input_modality(variables))
   host = jax.tree.map(np.asarray, dict(variables))
   with ocp.StandardCheckpointer() as checkpointer:
     checkpointer.save(directory, host, force=overwrite)
+  (directory / CONVENTION_FILE).write_text(json.dumps(convention.to_dict(), indent=2) + "\n")
   return directory
+
+
+def _metadata(checkpointer, directory: Path):
+  """The tree of array metadata of a checkpoint of `save`; FileNotFoundError when there is none."""
+  if not directory.is_dir():
+    raise FileNotFoundError(f"no such checkpoint directory: {directory}")
+  try:
+    metadata = getattr(checkpointer.metadata(directory).item_metadata, "tree", None)
+  except (FileNotFoundError, ValueError):
+    metadata = None
+  if metadata is None:
+    raise FileNotFoundError(f"{directory} is not an Orbax checkpoint written by arp_jax.weights.save")
+  return metadata
 
 
 def load(directory) -> dict:
@@ -393,20 +445,39 @@ def load(directory) -> dict:
   import orbax.checkpoint as ocp
 
   directory = Path(os.fspath(directory)).absolute()
-  if not directory.is_dir():
-    raise FileNotFoundError(f"no such checkpoint directory: {directory}")
   device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
   with ocp.StandardCheckpointer() as checkpointer:
-    try:
-      metadata = getattr(checkpointer.metadata(directory).item_metadata, "tree", None)
-    except (FileNotFoundError, ValueError):
-      metadata = None
-    if metadata is None:
-      raise FileNotFoundError(f"{directory} is not an Orbax checkpoint written by arp_jax.weights.save")
+    metadata = _metadata(checkpointer, directory)
     # Restoring onto an explicit device (rather than the one recorded at save time) lets a checkpoint
     # written on a GPU machine load on a CPU one.
     abstract = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device), metadata)
     return checkpointer.restore(directory, abstract)
+
+
+def read_convention(directory) -> Convention:
+  """The input convention the weights of a `save` checkpoint expect (`arp_jax.normalization`).
+
+  The one recorded in `directory / CONVENTION_FILE`; a checkpoint without that record (written before
+  conventions were recorded, or by other code) is read as "reference", 0..255 minus the ImageNet mean,
+  which training from scratch and the reference's own converted weights use: for RGB, or for flow
+  (flow_init "first") when its conv1 reads 2 channels.
+
+  Raises:
+    FileNotFoundError: not a checkpoint directory. ValueError: the record is not a convention.
+  """
+  import orbax.checkpoint as ocp
+
+  directory = Path(os.fspath(directory)).absolute()
+  record = directory / CONVENTION_FILE
+  if record.is_file():
+    try:
+      return Convention.from_dict(json.loads(record.read_text()))
+    except (ValueError, TypeError) as e:  # json.JSONDecodeError is a ValueError
+      raise ValueError(f"{record} does not hold an input convention ({e}); write it with "
+                       "arp_jax.weights.save(..., convention=...)") from None
+  with ocp.StandardCheckpointer() as checkpointer:
+    metadata = _metadata(checkpointer, directory)
+  return normalization.convention("reference", _input_modality(metadata))
 
 
 def convert(arch: str, in_path, out_dir, num_classes: int | None = None, in_channels: int = 3,
@@ -421,7 +492,9 @@ def convert(arch: str, in_path, out_dir, num_classes: int | None = None, in_chan
     num_classes, in_channels, flow_init: as in `from_torch`; a fresh classifier uses the default seed.
 
   Returns:
-    the absolute checkpoint directory.
+    the absolute checkpoint directory. It records the input convention of the weights
+    (`read_convention`): "torchvision" for ResNeXt, "caffe" for CaffeNet, for RGB or for flow with
+    `flow_init` when in_channels is 2.
   """
   if arch not in models.ARCHS:
     raise ValueError(f"arch={arch!r}; expected one of {tuple(models.ARCHS)}")
@@ -434,4 +507,6 @@ def convert(arch: str, in_path, out_dir, num_classes: int | None = None, in_chan
   else:
     variables = from_torch(in_path, arch, num_classes=num_classes, in_channels=in_channels,
                            flow_init=flow_init)
-  return save(variables, out_dir)
+  modality = "flow" if in_channels == 2 else "rgb"
+  return save(variables, out_dir,
+              convention=normalization.convention(_CONVENTIONS[arch], modality, flow_init))

@@ -1,6 +1,6 @@
 """Data-preparation speed on the real clips in tests/data, in frames per second of one process on one core.
 
-    python benchmarks/data_bench.py [--quick] [--cores 1 8 16 64]
+    python benchmarks/data_bench.py [--quick] [--cores 1 8 16 64] [--crop-only]
 
 Every stage runs on every real clip (tests/data/clips/{ucf101,hmdb51}/*.avi) at its original size, in one
 process; a rate is the sum of frames over the median time of a pass over all of them (a few passes after
@@ -21,6 +21,13 @@ idle machine it is close to the CPU rate. Ratios and the projection use CPU time
    of the frames: that is the frames dataset's work).
 4. Optical flow ("tvl1", "farneback", "dis") with quantisation and JPEG of u and v (`encode_flow`), in
    frame pairs per second, on a few pairs from the middle of each clip (TV-L1 is slow).
+
+5. The training input's on-the-fly crop and resize of one window (`crop_params` + `augment`: 10 RGB frames
+   of 320x240 cropped, resized to 224x224, flipped, minus the mean), with the crop drawn in the frame
+   resized to short side 256 (the reference, the default) against `short_side=None` (scales in stored
+   pixels: the path before the resize was folded into the crop), same draws, in turns; also the test
+   centre crop, and for scale the pass it avoids: resizing every frame to 341x256 before cropping.
+   `--crop-only` runs just this stage (seconds).
 
 Projection: hours to prepare UCF101 (frames + TV-L1 flow) on N cores, assuming 13,320 videos of ~2.48
 million frames in all (186.5 frames per clip on average), all 320x240, and perfect scaling with
@@ -46,6 +53,7 @@ import cv2
 import numpy as np
 import PIL
 
+from arp_jax.input_pipeline import augment, crop_params
 from data_prep.dynamic import dynamic_images, to_uint8
 from data_prep.jpeg import encode_jpeg
 from data_prep.process import ProcessOptions, encode_flow, prepare_video
@@ -142,11 +150,53 @@ def middle_pairs(videos, pairs: int) -> list[np.ndarray]:
   return [v[(len(v) - k - 1) // 2:][:k + 1] for v, k in zip(videos, counts)]
 
 
+def crop_windows(videos, count: int, window: int = 10) -> list[np.ndarray]:
+  """`count` windows of `window` consecutive frames, uint8 [window, 240, 320, 3], cycling over the 320x240
+  videos."""
+  videos = [v for v in videos if v.shape[1:3] == (240, 320) and len(v) >= window]
+  return [videos[i % len(videos)][(i * 7) % (len(videos[i % len(videos)]) - window + 1):][:window]
+          for i in range(count)]
+
+
+def crop_and_resize(windows, train: bool, short_side, resize_first: bool = False) -> list:
+  """Stage 5: one pass of the per-window augmentation over `windows`, with fresh draws (seed 0) so that
+  every variant crops at the same scales and positions."""
+  rng = np.random.default_rng(0)
+  for frames in windows:
+    if resize_first:  # what folding the resize into the crop avoids: a resize of every whole frame
+      frames = np.stack([cv2.resize(frame, (341, 256), interpolation=cv2.INTER_LINEAR) for frame in frames])
+    params = crop_params(frames.shape[1], frames.shape[2], rng, train, short_side=short_side)
+    augment(frames, params, 224, "rgb")
+  return []
+
+
+def crop_stage(videos, repeats: int, count: int) -> None:
+  """Prints stage 5: ms per window (CPU time) of each variant and its ratio to the old path."""
+  windows = crop_windows(videos, count)
+  steps = {
+      "train, short_side=None (old path)": functools.partial(crop_and_resize, train=True, short_side=None),
+      "train, short_side=256 (default)": functools.partial(crop_and_resize, train=True, short_side=256),
+      "train, resize to 341x256 first, then crop": functools.partial(crop_and_resize, train=True,
+                                                                   short_side=None, resize_first=True),
+      "test, short_side=None (old path)": functools.partial(crop_and_resize, train=False, short_side=None),
+      "test, short_side=256 (default)": functools.partial(crop_and_resize, train=False, short_side=256),
+  }
+  times = measure({name: lambda _, step=step: step(windows) for name, step in steps.items()}, [None],
+                  repeats)
+  print(f"5. crop + resize + flip + mean of one window of 10 RGB frames 320x240 -> 224x224 "
+        f"({len(windows)} windows, medians of {repeats} passes):")
+  print(f"  {'variant':<44} {'ms/window':>9} {'x old':>7} {'wall ms':>8}")
+  for name, (cpu, wall, _) in times.items():
+    old = times[("train" if name.startswith("train") else "test") + ", short_side=None (old path)"][0]
+    print(f"  {name:<44} {cpu / len(windows) * 1e3:9.3f} {cpu / old:7.3f} {wall / len(windows) * 1e3:8.3f}")
+
+
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--quick", action="store_true", help="fewer repeats and TV-L1 pairs (under a minute)")
   parser.add_argument("--cores", type=int, nargs="+", default=[1, 8, 16, 64],
                       help="core counts for the UCF101 projection")
+  parser.add_argument("--crop-only", action="store_true", help="only stage 5, the training crop and resize")
   args = parser.parse_args()
   cv2.setNumThreads(1)  # figures per core: no OpenCV thread pool
   # Flow passes are long (TV-L1: seconds per pair), so fewer of them are enough for a stable median.
@@ -158,6 +208,9 @@ def main() -> None:
 
   clips = sorted(DATA.glob("*/*.avi"))
   videos = [decode(path).frames for path in clips]
+  if args.crop_only:
+    crop_stage(videos, repeats, 50 if args.quick else 200)
+    return
   frames, pixels = frame_pixels(videos)
   sizes = sorted({f"{v.shape[2]}x{v.shape[1]}" for v in videos})
   print(f"{len(clips)} clips, {frames} frames ({', '.join(sizes)}); medians of {repeats} passes "
@@ -209,7 +262,8 @@ def main() -> None:
     print(f"  {cores:6d} {total_hours / cores:8.1f}")
   frames_gb = UCF101_FRAMES * rgb_bpp * UCF101_PIXELS / 1e9
   flow_gb = 2 * ucf_pairs * flow_bpp * UCF101_PIXELS / 1e9
-  print(f"  dataset size: frames {frames_gb:.1f} GB + flow {flow_gb:.1f} GB = {frames_gb + flow_gb:.1f} GB")
+  print(f"  dataset size: frames {frames_gb:.1f} GB + flow {flow_gb:.1f} GB = {frames_gb + flow_gb:.1f} GB\n")
+  crop_stage(videos, repeats, 50 if args.quick else 200)
 
 
 if __name__ == "__main__":

@@ -263,9 +263,16 @@ class DynamicImagesConfig(tfds.core.BuilderConfig):
 
 
 # The summary images of Tables 1 and 2 beside the dynamic image (RGB, one per video).
-_BASELINES = {"rp": "One dynamic image per video by exact rank pooling (VideoDarwin's SVR, C = 10).",
+_BASELINES = {"rp": "One dynamic image per video by exact rank pooling in section 5.3's order (square root, "
+                    "time-varying mean, one SVR per channel, C = 10).",
               "mean": "One mean image per video.", "max": "One max image per video.",
               "mhi": "One motion history image per video (grey, repeated over the channels)."}
+
+
+# The rp images changed with their order of operations: a dataset prepared at 1.0.0 must be rebuilt.
+_RP_VERSION = dict(version="1.1.0", release_notes={
+    "1.0.0": "First release (exact rank pooling in VideoDarwin's order: mean, signed square root, L2, one SVR).",
+    "1.1.0": "Exact rank pooling in section 5.3's order (data_prep.dynamic.RP_OPTIONS)."})
 
 
 def _dynamic_configs():
@@ -279,7 +286,8 @@ def _dynamic_configs():
           description="Windows of 10 frames, stride 6 (Table 3's best), the last one padded."))
     for method, description in _BASELINES.items():
       configs.append(DynamicImagesConfig(name=f"split{split}_rgb_single_{method}", split=split, modality="rgb",
-                                         start_train=0, method=method, description=description))
+                                         start_train=0, method=method, description=description,
+                                         **(_RP_VERSION if method == "rp" else {})))
   return configs
 
 

@@ -26,6 +26,10 @@ import arp_jax
 SUMMARIES = ("arp", "rp", "mean", "max", "mhi")
 # C of exact rank pooling for dynamic images (REFERENCE.md: 10 in the dynamic-image work, 1 in VideoDarwin).
 RP_C = 10.0
+# Exact rank pooling of the "rp" images (`arp_jax.pool`'s rp_options): `rank_pool_pixels` in section 5.3's
+# order (square root of the pixels, time-varying mean, one hyperplane per channel, each frame's channel
+# vector L2-normalised); order="videodarwin" gives VideoDarwin's (one joint hyperplane).
+RP_OPTIONS = dict(C=RP_C, order="paper")
 # The natural range of the baselines' values, stored as is (None: min-max per image, the dynamic images).
 VALUE_RANGES = {"mean": (0.0, 255.0), "max": (0.0, 255.0), "mhi": (0.0, 1.0)}
 BUCKET = 64
@@ -37,10 +41,11 @@ def summary_images(frames, method: str = "arp", window: int | None = None, strid
 
   Args:
     frames: `uint8 [T, H, W, C]`.
-    method: one of `SUMMARIES`: "arp" (the dynamic image of eq. 3), "rp" (exact rank pooling as VideoDarwin,
-      C = `RP_C`, one regression on all pixels and channels of a frame), "mean", "max" or "mhi" (the motion
-      history image with `arp_jax.pool`'s defaults: motion where the mean over channels of |I_t - I_t-1|
-      exceeds 32, remembered over the whole clip; one grey value per pixel, repeated over C).
+    method: one of `SUMMARIES`: "arp" (the dynamic image of eq. 3), "rp" (exact rank pooling in section
+      5.3's order, `RP_OPTIONS`: square root, time-varying mean, one regression per channel), "mean",
+      "max" or "mhi" (the motion history image with `arp_jax.pool`'s defaults: motion where the mean over
+      channels of |I_t - I_t-1| exceeds 32, remembered over the whole clip; one grey value per pixel,
+      repeated over C).
     window, stride, start: as `dynamic_images`.
 
   Returns:
@@ -67,20 +72,26 @@ def pool_bucketed(frames, method: str, window: int | None = None, stride: int | 
   compilation (what a pass over a dataset of videos of every length needs).
 
   Args:
-    frames: `uint8 [T, H, W, C]`. method: an `arp_jax.pool` method ("rp" with C = `RP_C`).
+    frames: `uint8 [T, H, W, C]`. method: an `arp_jax.pool` method ("rp" with `RP_OPTIONS`).
     window, stride, start: as `dynamic_images`.
 
   Returns:
     float32 `jax.Array` [H, W, C], or with windows [S', H, W, C] where the first
     `arp_jax.num_windows(T, window, stride, start)` are the video's and the rest zeros.
   """
-  frames = _check_frames(frames)
   windows = _window_args(window, stride, start)
+  padded, lengths = pad_to_bucket(_check_frames(frames))
+  options = dict(rp_options=RP_OPTIONS) if method == "rp" else {}
+  return arp_jax.pool(padded, method, axis=1, lengths=lengths, **windows, **options)[0]
+
+
+def pad_to_bucket(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """frames [T, ...] -> (the video padded with zeros to a multiple of `BUCKET` frames as a batch of one,
+  [1, T', ...], and its length [1] = [T]): what `arp_jax.pool(..., axis=1, lengths=...)` takes."""
   T = frames.shape[0]
-  padded = np.zeros((-(-T // BUCKET) * BUCKET,) + frames.shape[1:], np.uint8)
-  padded[:T] = frames
-  options = dict(rp_options=dict(C=RP_C)) if method == "rp" else {}
-  return arp_jax.pool(padded[None], method, axis=1, lengths=np.array([T]), **windows, **options)[0]
+  padded = np.zeros((1, -(-T // BUCKET) * BUCKET) + frames.shape[1:], frames.dtype)
+  padded[0, :T] = frames
+  return padded, np.array([T])
 
 
 def _check_frames(frames) -> np.ndarray:

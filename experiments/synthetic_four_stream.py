@@ -64,6 +64,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.size = 64
   # Mild crops: the reference's smallest (168 of 256) would often cut the shape's path out of the view.
   c.scales = (64, 56)
+  c.short_side = 0  # the scales are pixels of the stored 64 x 64 frames
   c.flip = False  # a mirror image turns "left" into "right"
   c.batch_size = 32
   c.repeat = 1

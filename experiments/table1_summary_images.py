@@ -11,8 +11,9 @@ frames' own range; the motion history image from 0..1) and fed to CaffeNet like 
 (`input.offline_values="image"`). Points (`summary=`):
 
   mean, max, mhi  Table 1's baselines (mean image, max image, motion history image);
-  rp              the dynamic image by exact rank pooling (VideoDarwin's SVR, C = 10): Table 1's "Dynamic
-                  Image" (57.2 %) and Table 2's RP row (57.9 %);
+  rp              the dynamic image by exact rank pooling in section 5.3's order (square root, time-varying
+                  mean, one SVR per channel, C = 10): Table 1's "Dynamic Image" (57.2 %) and Table 2's RP
+                  row (57.9 %);
   arp             approximate rank pooling, eq. 3: Table 2's ARP row (55.2 %; Table 3's "whole video").
 
 Table 2's other columns, frames per second and the pairwise ranking accuracy of RP and ARP over the test
@@ -30,11 +31,12 @@ DATASET_VARIANTS = {"mean": "rgb_single_mean", "max": "rgb_single_max", "mhi": "
 
 
 def get_config(arg=None):
-  """arg: dataset=ucf101|hmdb51, split=1..3, summary=mean|max|mhi|rp|arp, runlocal."""
-  args = paper_configs.arguments(arg, summary="arp")
+  """arg: dataset=ucf101|hmdb51, split=1..3, summary=mean|max|mhi|rp|arp, caffenet_size=224|227, runlocal."""
+  args = paper_configs.arguments(arg, summary="arp", caffenet_size=paper_configs.CAFFENET_SIZES[0])
   if args["summary"] not in SUMMARIES:
     raise ValueError(f"summary is {args['summary']!r}; expected one of {SUMMARIES}")
-  config = paper_configs.stream_config(args["dataset"], args["split"], "si", "caffenet")
+  config = paper_configs.stream_config(args["dataset"], args["split"], "si", "caffenet",
+                                       caffenet_size=args["caffenet_size"])
   variant = DATASET_VARIANTS[args["summary"]]
   config.dataset.name = f"{args['dataset']}_dynamic_images/split{args['split']}_{variant}"
   config.input.update(offline=True, offline_values="image", train_windows=1, test_windows=1)

@@ -14,10 +14,11 @@ PAPER = {(5, 3): 63.9, (10, 3): 66.9, (10, 6): 67.4, (20, 6): 60.7, (20, 12): 58
 
 
 def get_config(arg=None):
-  """arg: dataset=ucf101|hmdb51, split=1..3, window=tau, stride=s, runlocal."""
-  args = paper_configs.arguments(arg, window=10, stride=6)
+  """arg: dataset=ucf101|hmdb51, split=1..3, window=tau, stride=s, caffenet_size=224|227, runlocal."""
+  args = paper_configs.arguments(arg, window=10, stride=6, caffenet_size=paper_configs.CAFFENET_SIZES[0])
   return paper_configs.stream_config(args["dataset"], args["split"], "di", "caffenet", args["runlocal"],
-                                     window=args["window"], stride=args["stride"])
+                                     caffenet_size=args["caffenet_size"], window=args["window"],
+                                     stride=args["stride"])
 
 
 def get_hyper(h):

@@ -7,6 +7,12 @@ conv1 (the input: dynamic images) .. conv4 of CaffeNet, windows of 10 frames eve
 Points: split 1..3 x depth conv1..conv4 x pooling arp (Table 4); experiments/table5_parametric_pooling.py
 sweeps pp1 and pp2 (Table 5) with this same config. Deeper insertion runs every frame through the layers
 before it, so a step costs up to 10x more than at conv1 (benchmarks/model_bench.py).
+
+Depth "convX" is the input of CaffeNet's convolution X ("positioning the approximate rank before the X-th
+convolutional layer", §5.6), for parametric pooling too ("Similar to the dynamic map experiments", §5.7).
+`placement=after_relu` takes §5.7's "after the ReLU layer following the specified convolutional layer"
+literally instead: conv2 and conv3 move before conv1's and conv2's max-pool and LRN (boundaries relu1,
+relu2; `arp_jax.paper_configs.PLACEMENTS`).
 """
 
 from arp_jax import paper_configs
@@ -20,13 +26,17 @@ PAPER = {"arp": ((70.9, 68.5, 73.3, 67.6), (37.2, 38.0, 38.0, 37.4)),
 
 
 def get_config(arg=None):
-  """arg: dataset=ucf101|hmdb51, split=1..3, depth=conv1..conv4, pooling=arp|pp1|pp2, runlocal."""
-  args = paper_configs.arguments(arg, depth="conv1", pooling="arp")
+  """arg: dataset=ucf101|hmdb51, split=1..3, depth=conv1..conv4, pooling=arp|pp1|pp2,
+  placement=conv_input|after_relu, caffenet_size=224|227, runlocal."""
+  args = paper_configs.arguments(arg, depth="conv1", pooling="arp", placement="conv_input",
+                                 caffenet_size=paper_configs.CAFFENET_SIZES[0])
   if args["depth"] not in DEPTHS or args["pooling"] not in POOLINGS:
     raise ValueError(f"depth={args['depth']!r}, pooling={args['pooling']!r}; expected a depth of {DEPTHS} "
                      f"and a pooling of {POOLINGS}")
+  pool_at = paper_configs.insertion_boundary(args["depth"], args["placement"])
   return paper_configs.stream_config(args["dataset"], args["split"], "di", "caffenet", args["runlocal"],
-                                     pool_at=args["depth"], pooling=args["pooling"])
+                                     caffenet_size=args["caffenet_size"], pool_at=pool_at,
+                                     pooling=args["pooling"])
 
 
 def sweep_poolings(h, poolings):

@@ -16,13 +16,17 @@ PAPER_FUSION = {"caffenet": (76.5, 39.7), "resnext50_32x4d": (90.6, 61.3)}  # SI
 
 
 def get_config(arg=None):
-  """arg: dataset=ucf101|hmdb51, split=1..3, backbone=caffenet|resnext50_32x4d, stream=si|di, runlocal."""
-  args = paper_configs.arguments(arg, backbone="resnext50_32x4d", stream="di")
+  """arg: dataset=ucf101|hmdb51, split=1..3, backbone=caffenet|resnext50_32x4d, stream=si|di,
+  frame_streams=max_merge|softmax_mean (SI), caffenet_size=224|227, runlocal."""
+  args = paper_configs.arguments(arg, backbone="resnext50_32x4d", stream="di",
+                                 frame_streams=paper_configs.FRAME_STREAMS[0],
+                                 caffenet_size=paper_configs.CAFFENET_SIZES[0])
   if args["backbone"] not in BACKBONES or args["stream"] not in ("si", "di"):
     raise ValueError(f"backbone={args['backbone']!r}, stream={args['stream']!r}; expected a backbone of "
                      f"{BACKBONES} and stream si or di")
   return paper_configs.stream_config(args["dataset"], args["split"], args["stream"], args["backbone"],
-                                     args["runlocal"])
+                                     args["runlocal"], frame_streams=args["frame_streams"],
+                                     caffenet_size=args["caffenet_size"])
 
 
 def get_hyper(h):

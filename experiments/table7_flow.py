@@ -14,7 +14,8 @@ PAPER_FUSION = (89.1, 62.6)  # OF + DOF
 
 
 def get_config(arg=None):
-  """arg: dataset=ucf101|hmdb51, split=1..3, stream=of|dof, runlocal."""
+  """arg: dataset=ucf101|hmdb51, split=1..3, stream=of|dof,
+  frame_streams=max_merge|softmax_mean (OF), runlocal."""
   return paper_configs.streams_config(arg, "resnext50_32x4d", tuple(PAPER), default="dof")
 
 

@@ -19,7 +19,8 @@ PAPER_FUSION = {"SI + OF": (93.9, 67.5), "SI + DI": (90.6, 61.3), "OF + DOF": (8
 
 
 def get_config(arg=None):
-  """arg: dataset=ucf101|hmdb51, split=1..3, stream=si|di|of|dof, runlocal."""
+  """arg: dataset=ucf101|hmdb51, split=1..3, stream=si|di|of|dof,
+  frame_streams=max_merge|softmax_mean (SI, OF), runlocal."""
   return paper_configs.streams_config(arg, "resnext50_32x4d")
 
 

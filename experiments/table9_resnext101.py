@@ -13,7 +13,8 @@ PAPER_FUSION = {"resnext101_32x4d": (95.5, 72.5), "resnext50_32x4d": (95.0, 71.5
 
 
 def get_config(arg=None):
-  """arg: dataset=ucf101|hmdb51, split=1..3, stream=si|di|of|dof, runlocal."""
+  """arg: dataset=ucf101|hmdb51, split=1..3, stream=si|di|of|dof,
+  frame_streams=max_merge|softmax_mean (SI, OF), runlocal."""
   return paper_configs.streams_config(arg, "resnext101_32x4d")
 
 

@@ -11,10 +11,10 @@ PAPER = {"mean": 66.2, "max": 68.3, "arp": 65.2}
 
 
 def get_config(arg=None):
-  """arg: dataset=ucf101|hmdb51, split=1..3, merge=mean|max|arp, runlocal."""
-  args = paper_configs.arguments(arg, merge="max")
+  """arg: dataset=ucf101|hmdb51, split=1..3, merge=mean|max|arp, caffenet_size=224|227, runlocal."""
+  args = paper_configs.arguments(arg, merge="max", caffenet_size=paper_configs.CAFFENET_SIZES[0])
   return paper_configs.stream_config(args["dataset"], args["split"], "di", "caffenet", args["runlocal"],
-                                     merge=args["merge"])
+                                     caffenet_size=args["caffenet_size"], merge=args["merge"])
 
 
 def get_hyper(h):

@@ -6,7 +6,8 @@ import pytest
 
 import arp_jax
 from data_prep.cache import VideoCache
-from data_prep.dynamic import RP_C, SUMMARIES, VALUE_RANGES, dynamic_images, summary_images, to_uint8
+from arp_jax.pooling.rank_pooling import rank_pool_pixels
+from data_prep.dynamic import RP_C, RP_OPTIONS, SUMMARIES, VALUE_RANGES, dynamic_images, summary_images, to_uint8
 from data_prep.jpeg import decode_jpeg, encode_jpeg
 from data_prep.process import ProcessOptions, VideoRecord
 
@@ -45,7 +46,7 @@ def test_summary_images_equal_arp_jax_pool(small_clips, method):
   """The baselines of Table 1 are `arp_jax.pool` of the video alone, whole or in windows, whatever the
   padding to a bucket of frames that `summary_images` adds."""
   frames = small_clips[0][:70]  # longer than one bucket of 64 frames
-  options = dict(rp_options=dict(C=RP_C)) if method == "rp" else {}
+  options = dict(rp_options=RP_OPTIONS) if method == "rp" else {}
   for args in ({}, dict(window=10, stride=6, start=2)):
     expected = np.asarray(arp_jax.pool(frames, method, **args, **options))
     expected = expected[None] if not args else expected
@@ -53,6 +54,19 @@ def test_summary_images_equal_arp_jax_pool(small_clips, method):
     assert got.shape == expected.shape and got.dtype == np.float32
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5 * np.abs(expected).max())
   np.testing.assert_array_equal(summary_images(frames[:5], "max")[0], frames[:5].max(0))
+
+
+def test_rp_summary_images_are_dynamic_images_in_the_paper_order(small_clips):
+  """Table 1's "Dynamic Image" by exact rank pooling: section 5.3's order (square root, time-varying mean,
+  one hyperplane per channel), C = 10, not VideoDarwin's."""
+  frames = small_clips[0][:30, ::2, ::2]
+  assert RP_OPTIONS == dict(C=RP_C, order="paper") and RP_C == 10.0
+  got = summary_images(frames, "rp")[0]
+  expected = np.asarray(rank_pool_pixels(frames, RP_C, order="paper"), np.float64)
+  assert np.linalg.norm(got - expected) <= 1e-4 * np.linalg.norm(expected)
+  windows = summary_images(frames, "rp", window=10, stride=6)
+  expected = np.asarray(rank_pool_pixels(frames[6:16], RP_C), np.float64)
+  assert np.linalg.norm(windows[1] - expected) <= 1e-4 * np.linalg.norm(expected)
 
 
 def test_summary_images_are_stored_in_their_natural_range(small_clips):

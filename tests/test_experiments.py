@@ -7,10 +7,12 @@ from pathlib import Path
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
 from arp_jax import evaluate, experiment, input_pipeline, paper_configs, sweep, train
+from arp_jax.models import ARCHS
 import data_prep.datasets  # noqa: F401  (registers the UCF101/HMDB51 builders)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -74,10 +76,10 @@ def test_stream_configs_follow_the_reference():
   assert list(di.optim.learning_rates) == [1e-2] * 2 + [1e-3] * 8 and di.model.dropout_rate == 0.5
   assert di.input.batch_size * di.optim.accumulation_steps == 128 and di.input.repeat == 5
   of = paper_configs.stream_config("ucf101", 1, "of")
-  assert of.input.modality == "flow" and of.input.window == 1 and of.eval.aggregate == "mean"
+  assert of.input.modality == "flow" and of.input.window == 1
   assert list(of.optim.learning_rates) == [1e-2, 1e-2, 1e-3, 1e-3] and of.model.dropout_rate == 0.8
   caffenet = paper_configs.stream_config("ucf101", 1, "si", backbone="caffenet")
-  assert caffenet.input.size == 227 and list(caffenet.optim.learning_rates) == [1e-3, 1e-3, 1e-4, 1e-4]
+  assert caffenet.input.size == 224 and list(caffenet.optim.learning_rates) == [1e-3, 1e-3, 1e-4, 1e-4]
   local = paper_configs.stream_config("ucf101", 3, "dof", runlocal=True)
   assert local.dataset.name == "ucf101_frames/split1" and local.dataset.mini
   assert local.model.backbone == "resnext_tiny" and local.max_steps == 2
@@ -86,6 +88,84 @@ def test_stream_configs_follow_the_reference():
       paper_configs.arguments(arg)
   with pytest.raises(ValueError, match="stream is 'rgb'"):
     paper_configs.stream_config("ucf101", 1, "rgb")
+
+
+def test_frame_streams_default_to_the_papers_single_frame_windows_merged_by_max():
+  """§5.5: "a single frame window corresponds to using RGB frames as input" to the MDI network, whose
+  windows a temporal max-pool merges; `frame_streams=softmax_mean` is the other reading."""
+  for stream in ("si", "of"):
+    config = paper_configs.stream_config("ucf101", 1, stream)
+    c = config.input
+    assert (c.window, c.stride, c.train_windows, c.test_windows) == (1, 1, 10, 20), stream
+    assert config.model.merge == "max" and config.eval.aggregate == "network", stream
+    mean = paper_configs.stream_config("ucf101", 1, stream, frame_streams="softmax_mean")
+    assert (mean.input.window, mean.input.train_windows, mean.input.test_windows) == (1, 1, 20), stream
+    assert mean.eval.aggregate == "mean", stream
+  # The option leaves the window streams alone.
+  assert (paper_configs.stream_config("ucf101", 1, "di", frame_streams="softmax_mean").to_json()
+          == paper_configs.stream_config("ucf101", 1, "di").to_json())
+  table8 = sweep.load_config_file(ROOT / "experiments" / "table8_four_stream.py")
+  assert table8.get_config("stream=si").eval.aggregate == "network"
+  assert table8.get_config("stream=of,frame_streams=softmax_mean").eval.aggregate == "mean"
+  table6 = sweep.load_config_file(ROOT / "experiments" / "table6_deeper.py")
+  assert table6.get_config("backbone=caffenet,stream=si,frame_streams=softmax_mean").input.train_windows == 1
+  assert paper_configs.stream_config("ucf101", 1, "si", runlocal=True).input.train_windows == 2
+  assert paper_configs.stream_config("ucf101", 1, "si", runlocal=True,
+                                     frame_streams="softmax_mean").input.train_windows == 1
+  with pytest.raises(ValueError, match="frame_streams is 'vote'"):
+    table8.get_config("stream=si,frame_streams=vote")
+
+  # The network of the default: every frame through the backbone to "merge", max over the real frames
+  # (`length`), then the rest; padding frames are never read.
+  config = paper_configs.stream_config("ucf101", 1, "si", runlocal=True)
+  network = experiment.model(config, num_classes=5)
+  assert (network.window, network.stride, network.merge, network.pool_at) == (1, 1, "max", "stem")
+  frames = jax.random.normal(jax.random.key(0), (2, 3, 32, 32, 3)) * 50
+  rng = np.random.default_rng(0)
+
+  def draw(path, leaf):  # random variables: compiling the initialisers would take most of the test
+    if path[-1].key == "var":
+      return jnp.asarray(1.0 + rng.random(leaf.shape), leaf.dtype)
+    scale = np.sqrt(2.0 / np.prod(leaf.shape[:-1])) if path[-1].key == "kernel" else 0.1
+    return jnp.asarray(scale * rng.standard_normal(leaf.shape), leaf.dtype)
+
+  variables = jax.tree_util.tree_map_with_path(draw, jax.eval_shape(network.init, jax.random.key(1), frames))
+  padded = frames.at[1, 2:].set(jnp.nan)
+  logits = jax.jit(network.apply)(variables, padded, lengths=jnp.array([3, 2]))
+  backbone = ARCHS[config.model.backbone](num_classes=5)
+  inner = {k: v["backbone"] for k, v in variables.items()}
+  maps = backbone.apply(inner, frames.reshape((6,) + frames.shape[2:]), stop="merge")  # [6, h, w, c]
+  merged = jnp.stack([maps[:3].max(axis=0), maps[3:5].max(axis=0)])  # video 1: its 2 real frames
+  np.testing.assert_allclose(logits, backbone.apply(inner, merged, start="merge"), rtol=1e-5, atol=1e-5)
+
+
+def test_caffenet_input_side_defaults_to_the_papers_224():
+  """§5.2: "rescale it to 224 x 224"; `caffenet_size=227` is Caffe's crop."""
+  for name, arg in (("table1_summary_images", ""), ("table3_windows", ""), ("temporal_pooling", ""),
+                    ("table4_dynamic_maps", ""), ("table6_deeper", "backbone=caffenet,")):
+    module = sweep.load_config_file(ROOT / "experiments" / f"{name}.py")
+    assert module.get_config(arg).input.size == 224, name
+    assert module.get_config(arg + "caffenet_size=227").input.size == 227, name
+    assert module.get_config(arg + "caffenet_size=227,runlocal").input.size == 227, name
+  assert paper_configs.stream_config("ucf101", 1, "di", caffenet_size=227).input.size == 224  # ResNeXt
+  with pytest.raises(ValueError, match="caffenet_size is 256"):
+    paper_configs.stream_config("ucf101", 1, "di", "caffenet", caffenet_size=256)
+
+
+def test_parametric_pooling_placement_defaults_to_the_convolutions_input():
+  """§5.6: "convX" is "before the X-th convolutional layer"; `placement=after_relu` reads §5.7's "after
+  the ReLU layer following the specified convolutional layer" as before the max-pool and LRN."""
+  table5 = sweep.load_config_file(ROOT / "experiments" / "table5_parametric_pooling.py")
+  for depth, after_relu in (("conv1", "conv1"), ("conv2", "relu1"), ("conv3", "relu2"), ("conv4", "conv4")):
+    assert table5.get_config(f"depth={depth},pooling=pp1").model.pool_at == depth
+    assert table5.get_config(f"depth={depth},pooling=pp2,placement=after_relu").model.pool_at == after_relu
+  assert paper_configs.insertion_boundary("conv3") == "conv3"
+  assert set(paper_configs.PLACEMENTS["after_relu"].values()) < set(ARCHS["caffenet"].BOUNDARIES)
+  with pytest.raises(ValueError, match="placement is 'before_relu'"):
+    table5.get_config("depth=conv2,placement=before_relu")
+  point = sweep.point_config(table5, "placement=after_relu", sweep.points(table5)[0])
+  assert point.model.pool_at == paper_configs.insertion_boundary(sweep.points(table5)[0]["depth"],
+                                                                 "after_relu")
 
 
 def test_table8_paper_results():

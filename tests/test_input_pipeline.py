@@ -6,12 +6,14 @@ with 0 workers and small outputs, so the file takes a few seconds on 2 CPU cores
 
 import json
 
+import cv2
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
 import arp_jax
 from arp_jax import input_pipeline as ip
+from arp_jax import normalization
 from data_prep import synthetic
 from data_prep.dynamic import dynamic_images, to_uint8
 from data_prep.jpeg import encode_jpeg
@@ -40,14 +42,14 @@ def test_source(data_dir):
 
 def _train(source, **overrides):
   options = dict(train=True, modality="rgb", window=10, stride=6, max_windows=3, size=16, batch_size=4,
-                 seed=0, num_epochs=None)
+                 seed=0, num_epochs=None, short_side=None)
   options.update(overrides)
   return ip.make_dataset(source, **options)
 
 
 def _eval(source, **overrides):
   options = dict(train=False, modality="rgb", window=10, stride=6, max_windows=4, size=16, batch_size=5,
-                 seed=0, num_epochs=None)
+                 seed=0, num_epochs=None, short_side=None)
   options.update(overrides)
   return ip.make_dataset(source, **options)
 
@@ -103,7 +105,10 @@ def test_sampling_is_deterministic_for_a_seed():
 def test_short_videos_and_single_frames():
   rng = np.random.default_rng(0)
   np.testing.assert_array_equal(ip.sample_windows(2, 4, 3, True, rng, 10), [[0, 1, 1, 1]])  # < 3 frames
-  np.testing.assert_array_equal(ip.sample_windows(3, 4, 3, True, rng, 10), [[2, 2, 2, 2]])
+  # Starting at frame 3 would leave one real frame in the window (and ARP's residue): start at frame 1.
+  np.testing.assert_array_equal(ip.sample_windows(3, 4, 3, True, rng, 10), [[0, 1, 2, 2]])
+  np.testing.assert_array_equal(ip.sample_windows(4, 4, 3, True, rng, 10), [[2, 3, 3, 3]])
+  np.testing.assert_array_equal(ip.sample_windows(3, 1, 1, True, rng, 10), [[2]])
   np.testing.assert_array_equal(ip.sample_windows(1, 10, 6, False, rng, 20), [[0] * 10])
   # window 1: frames. Training samples max_windows random frames from frame 3 on, in order.
   frames = ip.sample_windows(30, 1, 1, True, rng, 10)
@@ -147,16 +152,105 @@ def test_training_crops_come_from_the_scales_at_five_positions():
     positions.add("centre" if (top, left) == centre and centre not in corners else (top == 0, left == 0))
     flips.add(flip)
   assert len(positions) == 5 and flips == {True, False}
-  # Frames smaller than a scale (UCF101's 240 rows) clip it.
-  heights = {ip.crop_params(240, 320, rng, True)[2] for _ in range(100)}
+  # With short_side=None the scales are stored pixels: frames smaller than a scale clip it.
+  heights = {ip.crop_params(240, 320, rng, True, short_side=None)[2] for _ in range(100)}
   assert heights == {240, 224, 192, 168}
 
 
 def test_test_crop_is_the_centre_square_without_flip():
   assert ip.crop_params(256, 340, None, False) == (16, 58, 224, 224, False)
-  assert ip.crop_params(32, 48, None, False, size=224) == (0, 8, 32, 32, False)  # largest centred square
+  # size above the short side: the largest centred square, of the stored frame or of the resized one.
+  assert ip.crop_params(32, 48, None, False, size=224, short_side=None) == (0, 8, 32, 32, False)
+  assert ip.crop_params(32, 48, None, False, size=300, short_side=256) == (0, 8, 32, 32, False)
   rng = np.random.default_rng(0)
   assert ip.crop_params(256, 340, rng, False) == ip.crop_params(256, 340, rng, False)
+
+
+def _exact_boxes(height, width, short_side, scales, size):
+  """{(what, position): (top, left, bottom, right)}: the reference's crops of a frame resized to
+  `short_side`, in fractional stored pixels (float64), computed directly from the resized frame."""
+  ratio = min(height, width) / short_side  # stored pixels per resized pixel
+  resized_h, resized_w = height / ratio, width / ratio
+  boxes = {}
+  for ch in scales:
+    for cw in scales:
+      ch_, cw_ = min(ch, resized_h), min(cw, resized_w)
+      tops = (0, 0, resized_h - ch_, resized_h - ch_, (resized_h - ch_) / 2)
+      lefts = (0, resized_w - cw_, 0, resized_w - cw_, (resized_w - cw_) / 2)
+      for position, (top, left) in enumerate(zip(tops, lefts)):
+        boxes[(ch, cw), position] = np.array([top, left, top + ch_, left + cw_]) * ratio
+  side = min(size, short_side)
+  top, left = (resized_h - side) / 2, (resized_w - side) / 2
+  boxes["test", 4] = np.array([top, left, top + side, left + side]) * ratio
+  return boxes
+
+
+def _matches(params, boxes):
+  """The keys of `boxes` whose every edge lies within half a stored pixel of the crop `params`."""
+  top, left, crop_h, crop_w, _ = params
+  edges = np.array([top, left, top + crop_h, left + crop_w])
+  return {key for key, box in boxes.items() if np.abs(edges - box).max() <= 0.5 + 1e-9}  # float64 error
+
+
+def test_crops_are_drawn_in_the_frame_resized_to_short_side_256():
+  """UCF101's 320 x 240 frames: each scale covers scale / 256 of the short side (256: all of it), at the 5
+  positions of the 256-short-side frame, every edge within half a stored pixel."""
+  rng = np.random.default_rng(0)
+  for height, width in ((240, 320), (320, 240), (257, 300)):
+    boxes = _exact_boxes(height, width, 256, ip.SCALES, ip.SIZE)
+    seen = set()
+    for _ in range(2000):
+      params = ip.crop_params(height, width, rng, True)  # short_side=256, the reference, by default
+      found = _matches(params, boxes)
+      assert found, (height, width, params)
+      seen |= found
+    assert seen >= {key for key in boxes if key[0] != "test"}  # every scale pair at every position
+  # The whole short side for 256, 210 = 224 * 240 / 256 stored pixels for 224, and so on.
+  sides = {ip.crop_params(240, 320, rng, True)[2] for _ in range(200)}
+  assert sides == {240, 210, 180, 157, 158}  # 168 * 240 / 256 = 157.5: 157 at the top, else 158
+  top, _, crop_h, crop_w, _ = ip.crop_params(240, 320, rng, True, scales=(256,))
+  assert (top, crop_h, crop_w) == (0, 240, 240)
+
+
+def test_the_test_crop_covers_224_of_256_of_the_short_side():
+  """The reference's centre crop of 224 of the 256-short-side frame: 210 stored pixels of UCF101's 240."""
+  assert ip.crop_params(240, 320, None, False) == (15, 55, 210, 210, False)
+  assert ip.crop_params(320, 240, None, False) == (55, 15, 210, 210, False)
+  assert ip.crop_params(480, 640, None, False) == (30, 110, 420, 420, False)
+  for height, width in ((240, 320), (240, 352), (257, 300), (31, 45)):
+    params = ip.crop_params(height, width, None, False)
+    assert "test" in {key[0] for key in _matches(params, _exact_boxes(height, width, 256, (256,), 224))}
+
+
+@pytest.mark.parametrize("height, width, short_side, scales", [
+    (256, 340, 256, ip.SCALES), (256, 341, 256, ip.SCALES), (301, 256, 256, ip.SCALES),
+    (256, 256, 256, ip.SCALES), (64, 85, 64, (64, 56)), (85, 64, 64, (64, 56))])
+def test_frames_whose_short_side_is_short_side_crop_as_with_short_side_none(height, width, short_side,
+                                                                            scales):
+  for train in (True, False):
+    for seed in range(200 if train else 1):
+      draw = dict(height=height, width=width, train=train, scales=scales)
+      assert (ip.crop_params(rng=np.random.default_rng(seed), short_side=short_side, **draw)
+              == ip.crop_params(rng=np.random.default_rng(seed), short_side=None, **draw))
+
+
+def test_the_pipelines_crop_in_the_frame_resized_to_short_side(test_source):
+  """make_dataset and make_dynamic_image_dataset pass short_side to the crops: the test crop of 16 of the
+  32 x 32 frames resized to short side 64 is their centred 8 x 8."""
+  example = test_source[0]
+  frames = ip.decode_video(example, "rgb")[:10]  # the first test window
+  expected = ip.augment(frames, (12, 12, 8, 8, False), 16, "rgb")
+  batch = next(iter(_eval([example], batch_size=1, short_side=64)))  # every window kept, in order
+  np.testing.assert_array_equal(batch["frames"][0, :10], expected)
+  stored = next(iter(_eval([example], batch_size=1)))  # short_side=None: the centred 16 x 16
+  expected = ip.augment(frames, (8, 8, 16, 16, False), 16, "rgb")
+  np.testing.assert_array_equal(stored["frames"][0, :10], expected)
+  dynamic, _, _, _ = _dynamic_example(example, "rgb", 0)
+  images = _stored_images(dynamic, "rgb")[:1].astype(np.uint8)
+  batch = next(iter(ip.make_dynamic_image_dataset([dynamic], train=False, modality="rgb", max_windows=4,
+                                                  size=16, batch_size=1, seed=0, num_epochs=1,
+                                                  short_side=64)))
+  np.testing.assert_array_equal(batch["images"][0, :1], ip.augment(images, (12, 12, 8, 8, False), 16, "rgb"))
 
 
 def test_crop_params_errors():
@@ -167,6 +261,9 @@ def test_crop_params_errors():
     ip.crop_params(10, 10, rng, True, scales=())
   with pytest.raises(ValueError, match="size is -1"):
     ip.crop_params(10, 10, rng, False, size=-1)
+  for short_side in (0, True, 25.6):
+    with pytest.raises(ValueError, match=f"short_side is {short_side}"):
+      ip.crop_params(10, 10, rng, True, short_side=short_side)
 
 
 def test_flow_flip_negates_the_horizontal_displacement():
@@ -203,6 +300,81 @@ def test_augment_errors():
     ip.augment(frames, (0, 0, 8), 8, "rgb")
   with pytest.raises(ValueError, match="modality is 'depth'"):
     ip.augment(frames, (0, 0, 8, 8, False), 8, "depth")
+  with pytest.raises(ValueError, match="convention is 'imagenet'"):
+    ip.augment(frames, (0, 0, 8, 8, False), 8, "rgb", convention="imagenet")
+  with pytest.raises(ValueError, match="the input convention is for flow"):
+    ip.augment(frames, (0, 0, 8, 8, False), 8, "rgb", convention=normalization.convention("caffe", "flow"))
+
+
+# --------------------------------------------------------------------------------------------------------
+# Input conventions
+
+
+def test_the_default_convention_is_the_reference_mean_subtraction_bit_for_bit():
+  rng = np.random.default_rng(0)
+  for modality, mean in (("rgb", ip.RGB_MEAN), ("flow", ip.FLOW_MEAN)):
+    frames = rng.integers(0, 256, (2, 20, 24, ip.CHANNELS[modality]), dtype=np.uint8)
+    resized = np.stack([cv2.resize(frame[1:13, 2:19], (9, 9), interpolation=cv2.INTER_LINEAR)[:, ::-1]
+                        for frame in frames])
+    if modality == "flow":
+      resized[..., 0] = 255 - resized[..., 0]
+    expected = resized.astype(np.float32) - np.float32(mean)
+    for convention in ({}, {"convention": "reference"}):
+      np.testing.assert_array_equal(ip.augment(frames, (1, 2, 12, 17, True), 9, modality, **convention),
+                                    expected)
+    np.testing.assert_array_equal(arp_jax.normalize(frames), frames.astype(np.float32) - np.float32(mean))
+
+
+def test_pipelines_apply_the_convention_affine_map(test_source):
+  """The convention changes only the map from 0..255 values, (x - offset) * gain: the same crops."""
+  for modality in ("rgb", "flow"):
+    batches = {name: next(iter(_eval(test_source, modality=modality, **convention)))["frames"]
+               for name, convention in (("default", {}), ("reference", {"convention": "reference"}),
+                                        ("torchvision", {"convention": "torchvision"}))}
+    np.testing.assert_array_equal(batches["default"], batches["reference"])
+    tv = normalization.convention("torchvision", modality)
+    reference = normalization.convention("reference", modality)
+    np.testing.assert_allclose(batches["torchvision"],
+                               (batches["reference"] + reference.offset - tv.offset) * tv.gain, atol=2e-6)
+
+    example = _dynamic_example(test_source[0], modality, 0)[0]
+    for values, zero_sum in (("image", False), ("restored", True)):
+      images = {name: next(iter(ip.make_dynamic_image_dataset(
+          [example] * 2, train=False, modality=modality, max_windows=2, size=FRAME, batch_size=2, seed=0,
+          num_epochs=1, values=values, convention=name)))["images"] for name in ("reference", "torchvision")}
+      shift = 0 if zero_sum else reference.offset - tv.offset  # the offset cancels in zero-sum ARP weights
+      np.testing.assert_allclose(images["torchvision"], (images["reference"] + shift) * tv.gain,
+                                 rtol=1e-5, atol=2e-6)
+
+
+def test_normalize_follows_each_convention():
+  x = np.random.default_rng(1).integers(0, 256, (4, 5, 3), dtype=np.uint8)
+  mean, std = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
+  np.testing.assert_allclose(arp_jax.normalize(x, "torchvision"), (x / 255 - mean) / std, rtol=1e-5,
+                             atol=1e-5)
+  np.testing.assert_allclose(arp_jax.normalize(x, "caffe"),
+                             x - np.array([104.00698793, 116.66876762, 122.67891434])[::-1], atol=1e-4)
+  assert arp_jax.normalize(x, "torchvision").dtype == np.float32
+  # Flow: centred on 128; the stds of the RGB filters the flow conv1 came from (R, G or their mean).
+  uv = x[..., :2]
+  np.testing.assert_allclose(arp_jax.normalize(uv, "torchvision"), (uv / 255 - 128 / 255) / std[:2],
+                             rtol=1e-5, atol=1e-5)
+  flow_mean = normalization.convention("torchvision", "flow", flow_init="mean")
+  np.testing.assert_allclose(arp_jax.normalize(uv, flow_mean), (uv - 128.0) / (255 * std.mean()),
+                             rtol=1e-5, atol=1e-5)
+  np.testing.assert_array_equal(arp_jax.normalize(uv, "caffe"), uv - np.float32(128))
+  # A restored dynamic image (zero-sum weights) gets the gain only.
+  di = np.random.default_rng(2).normal(0, 300, (4, 5, 3)).astype(np.float32)
+  np.testing.assert_allclose(arp_jax.normalize(di, "torchvision", zero_sum=True), di / (255 * std),
+                             rtol=1e-5)
+  convention = normalization.convention("torchvision")
+  assert normalization.Convention.from_dict(convention.to_dict()) == convention
+  with pytest.raises(ValueError, match="expected \\[..., 3\\] \\(RGB\\) or \\[..., 2\\]"):
+    arp_jax.normalize(np.zeros((4, 5, 4)))
+  with pytest.raises(ValueError, match="convention is 'imagenet'"):
+    arp_jax.normalize(x, "imagenet")
+  with pytest.raises(ValueError, match="flow_init is 'average'"):
+    normalization.convention("torchvision", "flow", flow_init="average")
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -388,7 +560,7 @@ def test_dynamic_images_restore_the_float_range(test_source, modality):
   for values, expected in (("restored", restored), ("image", stored - mean)):
     batch = next(iter(ip.make_dynamic_image_dataset(source, train=False, modality=modality, max_windows=4,
                                                     size=FRAME, batch_size=2, seed=0, num_epochs=1,
-                                                    values=values)))
+                                                    values=values, short_side=None)))
     assert batch["images"].shape == (2, 4, FRAME, FRAME, q.shape[-1]) and batch["images"].dtype == np.float32
     np.testing.assert_array_equal(batch["length"], len(q))  # 2 windows from frame 1
     np.testing.assert_allclose(batch["images"][0, :len(q)], expected, atol=1e-3)  # full-frame centre crop
@@ -409,7 +581,8 @@ def test_dynamic_flow_flip_negates_u(test_source, values):
     restored = _stored_images(example, "flow") - 128
   # Crops of the whole image: only the flip is random.
   ds = ip.make_dynamic_image_dataset([example] * 8, train=True, modality="flow", max_windows=2, size=FRAME,
-                                     batch_size=8, seed=0, num_epochs=1, scales=(FRAME,), values=values)
+                                     batch_size=8, seed=0, num_epochs=1, scales=(FRAME,), values=values,
+                                     short_side=None)
   batch = next(iter(ds))
   assert batch["images"].shape == (8, 2, FRAME, FRAME, 2) and set(batch) == {"images", "length", "label"}
   np.testing.assert_array_equal(batch["length"], 2)

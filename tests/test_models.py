@@ -64,15 +64,19 @@ def test_parameter_counts():
 
 
 def test_boundaries_and_shapes_full_size():
-  assert models.CaffeNet.BOUNDARIES == ("conv1", "conv2", "conv3", "conv4", "conv5", "merge", "logits")
+  assert models.CaffeNet.BOUNDARIES == ("conv1", "relu1", "conv2", "relu2", "conv3", "conv4", "conv5",
+                                        "merge", "logits")
   assert models.ResNeXt.BOUNDARIES == ("stem", "res2", "res3", "res4", "res5", "merge", "logits")
-  expected = {
-      models.CaffeNet(): ((227, 3), [(227, 227, 3), (27, 27, 96), (13, 13, 256), (13, 13, 384),
-                                     (13, 13, 384), (13, 13, 256), (1000,)]),
-      models.ResNeXt50_32x4d(): ((224, 3), [(224, 224, 3), (56, 56, 64), (56, 56, 256), (28, 28, 512),
+  expected = [
+      # CaffeNet at Caffe's 227 and the paper's 224: they differ only at relu1 (55 against 54 columns).
+      (models.CaffeNet(), (227, 3), [(227, 227, 3), (55, 55, 96), (27, 27, 96), (27, 27, 256),
+                                     (13, 13, 256), (13, 13, 384), (13, 13, 384), (13, 13, 256), (1000,)]),
+      (models.CaffeNet(), (224, 3), [(224, 224, 3), (54, 54, 96), (27, 27, 96), (27, 27, 256),
+                                     (13, 13, 256), (13, 13, 384), (13, 13, 384), (13, 13, 256), (1000,)]),
+      (models.ResNeXt50_32x4d(), (224, 3), [(224, 224, 3), (56, 56, 64), (56, 56, 256), (28, 28, 512),
                                             (14, 14, 1024), (7, 7, 2048), (1000,)]),
-  }
-  for model, ((size, channels), shapes) in expected.items():
+  ]
+  for model, (size, channels), shapes in expected:
     x = jnp.zeros((2, size, size, channels))
     variables = jax.eval_shape(model.init, jax.random.key(0), x)
     for boundary, shape in zip(model.BOUNDARIES, shapes):
@@ -83,6 +87,26 @@ def test_boundaries_and_shapes_full_size():
   caffenet = models.CaffeNet()
   variables = jax.eval_shape(caffenet.init, jax.random.key(0), jnp.zeros((1, 227, 227, 3)))
   assert jax.eval_shape(caffenet.apply, variables, jnp.zeros((1, 224, 224, 3))).shape == (1, 1000)
+  assert variables["params"]["fc6"]["kernel"].shape == (6 * 6 * 256, 4096)
+
+
+def test_caffenet_relu_boundaries_are_before_the_pool_and_lrn():
+  """"relu1"/"relu2" (PP "after the ReLU layer", §5.7, read literally) against "conv2"/"conv3" (the input
+  of the convolution): between them sit exactly Caffe's max-pool and LRN."""
+  model = models.CaffeNet(num_classes=7)
+  variables = random_variables(model, SMALL_CAFFE)
+  x = jax.random.normal(jax.random.key(1), SMALL_CAFFE) * 50
+  for relu, conv in (("relu1", "conv2"), ("relu2", "conv3")):
+    after_relu = run(model, variables, x, stop=relu)
+    assert (np.asarray(after_relu) >= 0).all() and (np.asarray(after_relu) == 0).any(), relu
+    expected = layers.local_response_norm(layers.caffe_max_pool(after_relu, 3, 2))
+    np.testing.assert_allclose(run(model, variables, after_relu, start=relu, stop=conv), expected,
+                               rtol=1e-6, atol=1e-6 * float(np.abs(expected).max()))
+  first = variables["params"]["conv1"]
+  conv1 = lax.conv_general_dilated(x, first["kernel"], (4, 4), "VALID",
+                                   dimension_numbers=("NHWC", "HWIO", "NHWC")) + first["bias"]
+  np.testing.assert_allclose(run(model, variables, x, stop="relu1"), jnp.maximum(conv1, 0), rtol=1e-5,
+                             atol=1e-5 * float(np.abs(conv1).max()))
 
 
 @pytest.mark.parametrize("model,shape", [(TINY_RESNEXT(), (2, 32, 32, 3)), (models.CaffeNet(num_classes=7),

@@ -14,7 +14,7 @@ from scipy.optimize import minimize
 from sklearn.svm import LinearSVR
 
 from arp_jax.pooling import rank_pooling as solvers  # private solvers: iteration counts, duality gaps
-from arp_jax.pooling.rank_pooling import rank_pool, ranking_accuracy
+from arp_jax.pooling.rank_pooling import rank_pool, rank_pool_pixels, ranking_accuracy
 
 DATA = Path(__file__).parent / "data"
 UCF101_CLIP = DATA / "clips" / "ucf101" / "v_ApplyEyeMakeup_g01_c01.avi"
@@ -44,6 +44,15 @@ def sklearn_rank_pool(frames, C, **preprocessing):
   svr = LinearSVR(C=C, epsilon=0.1, loss="squared_epsilon_insensitive", fit_intercept=False, dual=False,
                   tol=1e-10, max_iter=100_000)
   return svr.fit(x, np.arange(1, len(x) + 1, dtype=np.float64)).coef_
+
+
+def sklearn_rank_pool_per_channel(frames, C, normalize=True):
+  """Section 5.3's dynamic image in float64: square root of the pixels, time-varying mean (L2 per frame
+  and channel when normalize), one SVR per channel. frames: [T, H, W, C] -> [H, W, C]."""
+  T, H, W, channels = frames.shape
+  roots = np.sqrt(np.asarray(frames, np.float64))
+  return np.stack([sklearn_rank_pool(roots[..., c].reshape(T, -1), C, ssr=False, normalize=normalize)
+                   .reshape(H, W) for c in range(channels)], axis=-1)
 
 
 def scipy_ranksvm(x, C):
@@ -465,3 +474,65 @@ def test_reproduces_the_willprice_exact_rank_pooling_dynamic_image():
       [np.asarray(rank_pool(frames[..., c].reshape(T, -1), 1.0)).reshape(H, W) for c in range(3)], -1)
   per_channel_error = np.abs(to_uint8_image(per_channel).astype(np.float64) - target).mean()
   assert joint_error < per_channel_error
+
+
+# ------------------------------------------------------------- dynamic images by exact rank pooling
+
+
+@pytest.fixture(scope="module")
+def clip_frames(ucf_frames):
+  """uint8 [12, 30, 40, 3]: the first 12 frames of the UCF101 clip at 1/8 resolution."""
+  return ucf_frames[:12, ::8, ::8]
+
+
+def test_dynamic_image_in_the_paper_order_is_one_svr_per_channel_on_square_root_means(clip_frames):
+  """Section 5.3: square root, time-varying mean, a ranking hyperplane per channel (C = 10)."""
+  pooled = rank_pool_pixels(clip_frames)
+  assert pooled.dtype == jnp.float32 and pooled.shape == (30, 40, 3)
+  assert relative_error(pooled, sklearn_rank_pool_per_channel(clip_frames, 10.0)) <= 1e-4
+  assert relative_error(rank_pool_pixels(clip_frames, 1.0),
+                        sklearn_rank_pool_per_channel(clip_frames, 1.0)) <= 1e-4
+  # With the L2 normalisation the pixel scale cancels.
+  assert relative_error(rank_pool_pixels(clip_frames / np.float32(255)), np.asarray(pooled, np.float64)) <= 1e-5
+
+
+def test_dynamic_image_in_videodarwin_order_is_one_svr_on_the_whole_frame(clip_frames):
+  T = len(clip_frames)
+  pooled = np.asarray(rank_pool_pixels(clip_frames, order="videodarwin"))
+  assert pooled.shape == (30, 40, 3)
+  expected = sklearn_rank_pool(clip_frames.reshape(T, -1), 10.0).reshape(30, 40, 3)
+  assert relative_error(pooled, expected) <= 1e-4
+  # The two orders give different images, not a rescaling of one another.
+  paper = sklearn_rank_pool_per_channel(clip_frames, 10.0)
+  assert np.corrcoef(expected.ravel(), paper.ravel())[0, 1] < 0.99
+  assert np.abs(to_uint8_image(expected).astype(int) - to_uint8_image(paper)).mean() > 2
+
+
+def test_dynamic_image_without_normalisation_matches_sklearn_on_small_frames(ucf_frames):
+  """The literal reading of section 5.3 (hyperplanes on V_t itself). Its kernel holds |V_t|^2, about the
+  number of pixels times 128, so float32 is accurate to about 1e-3 only on small frames."""
+  frames = ucf_frames[:8, 96:128:8, 144:176:8]
+  pooled = rank_pool_pixels(frames, normalize=False)
+  assert relative_error(pooled, sklearn_rank_pool_per_channel(frames, 10.0, normalize=False)) <= 1e-3
+
+
+def test_dynamic_images_of_a_padded_batch_equal_each_video_alone(clip_frames):
+  batch = np.stack([clip_frames, clip_frames[::-1]]).astype(np.float32)
+  batch[1, 7:] = np.nan  # garbage past the end must not leak
+  for order in ("paper", "videodarwin"):
+    pooled = np.asarray(rank_pool_pixels(batch, order=order, lengths=np.array([12, 7])))
+    assert pooled.shape == (2, 30, 40, 3) and np.isfinite(pooled).all()
+    alone = [rank_pool_pixels(clip_frames, order=order), rank_pool_pixels(clip_frames[::-1][:7], order=order)]
+    for got, want in zip(pooled, alone):
+      assert relative_error(got, np.asarray(want, np.float64)) <= 1e-4
+
+
+def test_rank_pool_pixels_errors(clip_frames):
+  with pytest.raises(ValueError, match="order is 'sorted'"):
+    rank_pool_pixels(clip_frames, order="sorted")
+  with pytest.raises(ValueError, match=r"expected \[..., T, H, W, C\]"):
+    rank_pool_pixels(clip_frames[..., 0])
+  with pytest.raises(ValueError, match=r"lengths has shape \(2,\); expected \(\)"):
+    rank_pool_pixels(clip_frames, lengths=np.array([3, 4]))
+  with pytest.raises(ValueError, match="C must be a finite positive"):
+    rank_pool_pixels(clip_frames, C=0.0)

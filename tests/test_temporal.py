@@ -83,6 +83,33 @@ def test_short_last_window_repeats_the_last_frame(small_clips):
   assert_pooled(out[-1], reference(padded, "arp"), padded, "arp")
 
 
+@pytest.mark.parametrize("method", FOLDED + ("rp",))
+def test_a_window_of_one_real_frame_is_that_frame_pooled_alone(small_clips, method):
+  # T mod window = 1 with stride = window: the last window starts at the last frame and the tail rule
+  # pads it with 9 copies. ARP would pool it to float32 residue that to_image stretches into noise.
+  clip = small_clips[0][:21, :16, :16]
+  alone = np.asarray(arp_jax.pool(clip[-1:], method))
+  windows = np.asarray(arp_jax.pool(clip, method, window=10))
+  assert windows.shape == (3,) + clip.shape[1:]
+  np.testing.assert_array_equal(windows[-1], alone)
+  np.testing.assert_array_equal(np.asarray(arp_jax.pool(clip[:1], method, window=10))[0],
+                                np.asarray(arp_jax.pool(clip[:1], method)))
+  if method == "arp":
+    np.testing.assert_array_equal(windows[-1], clip[-1])  # the reference's T = 1 rule
+    assert len(np.unique(np.asarray(arp_jax.to_image(windows[-1])))) > 100  # a picture, not a flat field
+  if method != "rp":  # windows of two or more real frames keep the reference's padding
+    padded = np.concatenate([clip[10:12], np.repeat(clip[11:12], 8, axis=0)])
+    assert_pooled(arp_jax.pool(clip[:12], method, window=10)[-1], reference(padded, method), padded, method)
+  # Padded batches (traced lengths under jit) follow the same rule, video by video.
+  batch = padded_batch([clip, clip[:11]], 21)
+  pooled = np.asarray(jax.jit(lambda x, n: arp_jax.pool(x, method, axis=1, window=10, lengths=n))(
+      batch, np.array([21, 11])))
+  np.testing.assert_allclose(pooled[0, 2], alone, rtol=1e-6, atol=1e-6)
+  np.testing.assert_allclose(pooled[1, 1], np.asarray(arp_jax.pool(clip[10:11], method)), rtol=1e-6,
+                             atol=1e-6)
+  np.testing.assert_array_equal(pooled[1, 2], 0.0)  # past the video's own windows
+
+
 def test_whole_clip_window_equals_whole_video(small_clips):
   clip = small_clips[0]
   np.testing.assert_array_equal(arp_jax.pool(clip, window=len(clip)), arp_jax.pool(clip)[None])
@@ -187,10 +214,11 @@ def test_gradient_is_alpha_times_the_incoming_gradient(method):
 def test_gradient_through_windows_and_lengths():
   frames = np.random.default_rng(3).normal(size=(2, 12, 3)).astype(np.float32)
   grad = jax.grad(lambda f: arp_jax.pool(f, axis=1, lengths=np.array([12, 5]), window=4).sum())(frames)
-  # Video 1 has 5 frames: windows [0..3] and [4, 4, 4, 4]; the padding frames get no gradient.
+  # Video 1 has 5 frames: windows [0..3] and [4] (one real frame: the frame itself, weight 1); the
+  # padding frames get no gradient.
   alpha = arp_weights(4)
   np.testing.assert_allclose(grad[1, :4, 0], alpha, rtol=1e-6)
-  np.testing.assert_allclose(grad[1, 4, 0], alpha.sum(), atol=1e-5)
+  np.testing.assert_array_equal(grad[1, 4], 1.0)
   np.testing.assert_array_equal(grad[1, 5:], 0.0)
   np.testing.assert_allclose(grad[0, :, 0], np.tile(alpha, 3), rtol=1e-6)
 

@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+import types
 from pathlib import Path
 
 import jax
@@ -151,6 +152,7 @@ def test_killed_run_resumes_to_the_same_state(data_dir, tmp_path):
     ("eval.aggregate", "vote", "config.eval.aggregate is 'vote'"),
     ("model.dtype", "float16", "config.model.dtype is 'float16'"),
     ("max_steps", -1, "config.max_steps is -1"),
+    ("input.convention", "imagenet", "config.input.convention is 'imagenet'"),
 ])
 def test_bad_config_is_a_clear_error(tmp_path, field, value, message):
   config = _config("si", tmp_path)
@@ -208,6 +210,46 @@ def test_init_from_converted_weights_keeps_a_new_classifier(tmp_path):
     experiment.initial_variables(flow, experiment.model(flow, 12))
 
 
+def test_input_convention_follows_the_checkpoint_of_init_from(tmp_path, monkeypatch):
+  from arp_jax import input_pipeline, normalization, weights  # pylint: disable=import-outside-toplevel
+  from arp_jax.models import ARCHS  # pylint: disable=import-outside-toplevel
+  # From scratch: "auto" is the reference's 0..255 minus the mean; a name is taken as it is.
+  config = _config("di", tmp_path)
+  assert config.input.convention == "auto"
+  assert experiment.input_convention(config) == normalization.convention("reference")
+  assert experiment.input_convention(_config("dof", tmp_path, **{"input.convention": "torchvision"})) \
+      == normalization.convention("torchvision", "flow")
+  # From converted weights: the convention their checkpoint records.
+  pretrained = ARCHS["resnext_tiny"](num_classes=1000).init(jax.random.key(7), jnp.zeros((1, 32, 32, 3)))
+  weights.save(pretrained, tmp_path / "converted", convention="torchvision")
+  init_from = os.fspath(tmp_path / "converted")
+  for name in ("auto", "torchvision"):
+    config = _config("di", tmp_path, init_from=init_from, **{"input.convention": name})
+    assert experiment.input_convention(config) == normalization.convention("torchvision")
+  with pytest.raises(ValueError, match="is 'reference', but init_from's weights expect 'torchvision'"):
+    experiment.input_convention(_config("di", tmp_path, init_from=init_from,
+                                        **{"input.convention": "reference"}))
+  with pytest.raises(ValueError, match="init_from's weights take rgb input"):
+    experiment.input_convention(_config("dof", tmp_path, init_from=init_from))
+  # CaffeNet's dynamic image is scaled to 0..255 sizes (L2 norm 6000, clip 128): not for divided input.
+  caffe = _config("di", tmp_path, **{"model.backbone": "caffenet", "model.pool_at": "conv1",
+                                     "input.convention": "torchvision"})
+  with pytest.raises(ValueError, match="L2 norm 6000"):
+    experiment.input_convention(caffe)
+  caffe.input.convention = "caffe"
+  assert experiment.input_convention(caffe) == normalization.convention("caffe")
+
+  # The pipelines get it.
+  seen = {}
+  monkeypatch.setattr(experiment, "source", lambda *args: [{}])
+  for offline, make in ((False, "make_dataset"), (True, "make_dynamic_image_dataset")):
+    monkeypatch.setattr(input_pipeline, make,
+                        lambda **kwargs: seen.update(kwargs) or types.SimpleNamespace(map=lambda f: None))
+    config = _config("di", tmp_path, init_from=init_from, **{"input.offline": offline})
+    experiment.dataset(config, tmp_path, train=True)
+    assert seen.pop("convention") == normalization.convention("torchvision")
+
+
 def test_parse_arg_big_vision_style():
   defaults = {"dataset": "ucf101", "split": 1, "runlocal": False, "lr": 0.1}
   assert experiment.parse_arg("dataset=hmdb51, split=2,runlocal", defaults) == {
@@ -229,8 +271,8 @@ def test_offline_dynamic_images_and_frames_of_real_clips_train_and_evaluate(tmp_
   for name, offline in (("ucf101_dynamic_images/split1_rgb_w10s6", True), ("ucf101_frames/split1", False)):
     config = experiment.base_config()
     config.dataset.update(name=name, data_dir=os.fspath(tmp_path / "data"))
-    config.input.update(offline=offline, size=48, scales=(64, 48), batch_size=2, repeat=1, num_workers=0,
-                        train_windows=2, test_windows=3)
+    config.input.update(offline=offline, size=48, scales=(64, 48), short_side=0, batch_size=2, repeat=1,
+                        num_workers=0, train_windows=2, test_windows=3)
     config.model.backbone = "resnext_tiny"
     config.optim.accumulation_steps = 1
     config.eval.batch_size = 2

@@ -25,7 +25,7 @@ def backbone_boundaries(name):
           ARCHS[name].func.BOUNDARIES)
 
 
-@pytest.mark.parametrize("backbone, size", [("caffenet", 227), ("resnext50_32x4d", 64),
+@pytest.mark.parametrize("backbone, size", [("caffenet", 224), ("resnext50_32x4d", 64),
                                             ("resnext101_32x4d", 64)])
 def test_shapes_for_every_depth_and_pooling(backbone, size):
   boundaries = backbone_boundaries(backbone)
@@ -96,6 +96,26 @@ def test_window_of_one_frame_classifies_frames_and_merges_them(clips, merge):
   merged = arp_jax.pool(per_frame.reshape((B, T) + per_frame.shape[1:]), merge, axis=1)
   expected = backbone.apply(inner, merged, start="merge")
   np.testing.assert_allclose(model.apply(variables, clips), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_caffenet_pool_at_relu1_pools_before_the_pool_and_lrn_and_differs_from_conv2():
+  """The two readings of Table 5's depth conv2 (`paper_configs.PLACEMENTS`): "conv2" pools conv2's input,
+  "relu1" conv1's ReLU output, before Caffe's max-pool and LRN (which do not commute with pooling)."""
+  clips = jnp.asarray(np.random.default_rng(3).uniform(-100, 100, (1, 3, 67, 67, 3)), jnp.float32)
+  outputs = {}
+  for pool_at in ("relu1", "conv2"):
+    model = DynamicImageNetwork(backbone="caffenet", num_classes=5, window=None, pool_at=pool_at,
+                                pooling="mean")
+    variables = init(model, clips)
+    inner = {k: v["backbone"] for k, v in variables.items()}
+    backbone = ARCHS["caffenet"](num_classes=5)
+    maps = backbone.apply(inner, clips[0], stop=pool_at)  # [T, h, w, c], a frame each
+    assert maps.shape[1:3] == {"relu1": (15, 15), "conv2": (7, 7)}[pool_at]
+    expected = backbone.apply(inner, maps.mean(0, keepdims=True), start=pool_at)
+    outputs[pool_at] = model.apply(variables, clips)
+    np.testing.assert_allclose(outputs[pool_at], expected, rtol=1e-4,
+                               atol=1e-4 * float(np.abs(expected).max()))
+  assert not np.allclose(outputs["relu1"], outputs["conv2"], rtol=1e-3, atol=0)
 
 
 def test_windows_of_padded_clips_equal_each_clip_alone(clips):

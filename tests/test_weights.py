@@ -14,7 +14,9 @@ import safetensors.torch
 import torch
 from torch import nn
 
+import arp_jax
 from arp_jax import models
+from arp_jax import normalization
 from arp_jax import weights
 
 import torch_resnext  # tests/ helper, on sys.path under pytest
@@ -197,6 +199,61 @@ def test_orbax_round_trip_and_convert(tmp_path, state_dict, converted):
   assert_trees_equal(flow, converted, skip=("'conv1'",))
 
 
+def test_checkpoints_record_the_input_convention_of_their_weights(tmp_path, state_dict, converted):
+  safetensors.torch.save_file(dict(state_dict), tmp_path / "r50.safetensors")
+  for in_channels, flow_init, modality in ((3, "first", "rgb"), (2, "first", "flow"), (2, "mean", "flow")):
+    out = weights.convert("resnext50_32x4d", tmp_path / "r50.safetensors",
+                          tmp_path / f"r50_{in_channels}_{flow_init}", in_channels=in_channels,
+                          flow_init=flow_init)
+    recorded = weights.read_convention(out)
+    assert recorded == normalization.convention("torchvision", modality, flow_init)
+    assert weights.load(out)["params"]["conv1"]["kernel"].shape == (7, 7, in_channels, 64)
+  # The flow variant divides u and v by the stds of the RGB filters conv1 was made from.
+  assert recorded.channels == "uv" and recorded.flow_init == "mean"
+  np.testing.assert_allclose(recorded.offset, [128, 128], rtol=1e-6)
+  np.testing.assert_allclose(recorded.gain, 3 / (255 * (0.229 + 0.224 + 0.225)), rtol=1e-6)
+  first = weights.read_convention(tmp_path / "r50_2_first")
+  np.testing.assert_allclose(first.gain, [1 / (255 * 0.229), 1 / (255 * 0.224)], rtol=1e-6)
+
+  # `save` records "reference" (training from scratch) unless told; a checkpoint without a record is
+  # read as "reference", for the modality of its conv1.
+  plain = weights.save(converted, tmp_path / "plain")
+  assert weights.read_convention(plain) == normalization.convention("reference")
+  (plain / weights.CONVENTION_FILE).unlink()
+  assert weights.read_convention(plain) == normalization.convention("reference")
+  assert_trees_equal(weights.load(plain), converted)
+  (tmp_path / "r50_2_first" / weights.CONVENTION_FILE).unlink()
+  assert weights.read_convention(tmp_path / "r50_2_first") == normalization.convention("reference", "flow")
+  (plain / weights.CONVENTION_FILE).write_text('{"name": "torchvision"}')
+  with pytest.raises(ValueError, match="does not hold an input convention"):
+    weights.read_convention(plain)
+  with pytest.raises(FileNotFoundError, match="no such checkpoint directory"):
+    weights.read_convention(tmp_path / "missing")
+  flow = weights.load(tmp_path / "r50_2_mean")
+  with pytest.raises(ValueError, match="the input convention is for rgb"):
+    weights.save(flow, tmp_path / "wrong", convention=normalization.convention("torchvision"))
+
+
+def test_torchvision_weights_on_our_normalisation_give_torchs_logits(tmp_path, torch_model, state_dict):
+  """An image through the pipeline's normalisation, with the convention the converted checkpoint
+  records, into our ResNeXt-50 = torch's ResNeXt-50 on torchvision's own normalisation."""
+  from arp_jax import input_pipeline  # pylint: disable=import-outside-toplevel
+  safetensors.torch.save_file(dict(state_dict), tmp_path / "r50.safetensors")
+  out = weights.convert("resnext50_32x4d", tmp_path / "r50.safetensors", tmp_path / "r50")
+  frames = np.random.default_rng(2).integers(0, 256, (2, 64, 64, 3), dtype=np.uint8)
+  x = input_pipeline.augment(frames, (0, 0, 64, 64, False), 64, "rgb",
+                             convention=weights.read_convention(out))
+  np.testing.assert_array_equal(x, arp_jax.normalize(frames, "torchvision"))  # the crop is the frame
+  with torch.no_grad():
+    image = torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255  # torchvision's ToTensor
+    mean, std = torch.tensor([0.485, 0.456, 0.406]), torch.tensor([0.229, 0.224, 0.225])
+    want = torch_model((image - mean[:, None, None]) / std[:, None, None]).numpy()  # its Normalize
+  variables = weights.load(out)
+  assert relative_error(run(RESNEXT50, variables, jnp.asarray(x)), want) <= 1e-4
+  # The reference's 0..255 input is about 57 times larger: the logits differ.
+  assert relative_error(run(RESNEXT50, variables, jnp.asarray(arp_jax.normalize(frames))), want) > 0.1
+
+
 def test_convert_command(tmp_path, state_dict, capsys):
   from arp_jax import cli
   torch.save(state_dict, tmp_path / "r50.pth")
@@ -270,7 +327,8 @@ def test_caffenet_matches_pytorch(caffe_model, caffe_converted):
   # Images in Caffe's range (0..255 minus the mean), so LRN's denominator differs clearly from 1.
   x = np.random.default_rng(0).uniform(-128, 128, (2, 227, 227, 3)).astype(np.float32)
   with torch.no_grad():
-    xt = torch.from_numpy(x).permute(0, 3, 1, 2)
+    # Ours takes R, G, B; Caffe's layers B, G, R.
+    xt = torch.from_numpy(x[..., ::-1].copy()).permute(0, 3, 1, 2)
     want_merge = nhwc(caffe_model[:13](xt))
     want = caffe_model(xt).numpy()
   model = models.CaffeNet()
@@ -278,6 +336,30 @@ def test_caffenet_matches_pytorch(caffe_model, caffe_converted):
             "logits": relative_error(run(model, variables, jnp.asarray(x)), want)}
   print("CaffeNet relative errors:", {k: f"{v:.1e}" for k, v in errors.items()})
   assert max(errors.values()) <= 1e-4, errors
+
+
+def test_caffenet_takes_rgb_minus_the_mean_as_caffe_takes_bgr(caffe_npz, tmp_path):
+  """A Caffe model whose conv1 sees only red (Caffe's input channel 2): an RGB image through our
+  normalisation and CaffeNet gives the logits of Caffe's computation on the BGR image minus the BGR mean."""
+  blobs = dict(np.load(caffe_npz))
+  blobs["conv1_w"] = blobs["conv1_w"].copy()
+  blobs["conv1_w"][:, :2] = 0  # B and G
+  np.savez(tmp_path / "red.npz", **blobs)
+  # Colours whose channels differ, so that reading blue or green instead of red changes the logits.
+  rgb = np.random.default_rng(3).integers(0, 256, (1, 227, 227, 3), dtype=np.uint8)
+  rgb[..., 2] //= 4
+
+  caffe = torch_caffenet()
+  with torch.no_grad():
+    for name, index in CAFFE_LAYERS.items():
+      caffe[index].weight.copy_(torch.from_numpy(blobs[f"{name}_w"]))
+      caffe[index].bias.copy_(torch.from_numpy(blobs[f"{name}_b"]))
+    bgr = rgb[..., ::-1].astype(np.float32) - np.float32([104.00698793, 116.66876762, 122.67891434])
+    want = caffe(torch.from_numpy(bgr).permute(0, 3, 1, 2)).numpy()
+
+  variables = weights.from_caffe_npz(tmp_path / "red.npz")
+  x = arp_jax.normalize(rgb, normalization.convention("caffe"))
+  assert relative_error(run(models.CaffeNet(), variables, jnp.asarray(x)), want) <= 1e-4
 
 
 def test_caffenet_options_and_errors(caffe_npz, caffe_converted, tmp_path):
@@ -289,6 +371,12 @@ def test_caffenet_options_and_errors(caffe_npz, caffe_converted, tmp_path):
   # fc6 row for input (h, w, c) is Caffe's column c * 36 + h * 6 + w.
   np.testing.assert_array_equal(base["params"]["fc6"]["kernel"][(2 * 6 + 5) * 256 + 7],
                                 blobs["fc6_w"][:, 7 * 36 + 2 * 6 + 5])
+  # conv1 is turned from Caffe's B, G, R to R, G, B; a flow conv1 keeps the R and G filters ("first").
+  np.testing.assert_array_equal(base["params"]["conv1"]["kernel"],
+                                blobs["conv1_w"][:, ::-1].transpose(2, 3, 1, 0))
+  first = weights.from_caffe_npz(caffe_npz, in_channels=2)
+  np.testing.assert_array_equal(first["params"]["conv1"]["kernel"],
+                                blobs["conv1_w"][:, [2, 1]].transpose(2, 3, 1, 0))
   flow = weights.from_caffe_npz(caffe_npz, num_classes=51, in_channels=2, flow_init="mean")
   np.testing.assert_allclose(flow["params"]["conv1"]["kernel"],
                              np.repeat(base["params"]["conv1"]["kernel"].mean(2, keepdims=True), 2, 2),
@@ -306,3 +394,4 @@ def test_caffenet_options_and_errors(caffe_npz, caffe_converted, tmp_path):
     weights.from_caffe_npz(tmp_path / "missing.npz")
   out = weights.convert("caffenet", caffe_npz, tmp_path / "caffenet", num_classes=51)
   assert weights.load(out)["params"]["fc8"]["kernel"].shape == (4096, 51)
+  assert weights.read_convention(out) == normalization.convention("caffe")

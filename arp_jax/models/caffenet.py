@@ -2,8 +2,8 @@
 backbone.
 
     model = CaffeNet(num_classes=101)
-    variables = model.init(jax.random.key(0), jnp.zeros((1, 227, 227, 3)))
-    logits = model.apply(variables, images)                                   # [B, 227, 227, 3] -> [B, 101]
+    variables = model.init(jax.random.key(0), jnp.zeros((1, 224, 224, 3)))
+    logits = model.apply(variables, images)                                   # [B, 224, 224, 3] -> [B, 101]
     maps = model.apply(variables, images, stop="conv3")                       # [B, 13, 13, 256]
     logits = model.apply(variables, pooled_maps, start="conv3")               # the rest, same variables
 
@@ -36,16 +36,23 @@ class CaffeNet(nn.Module):
   conv1 96x11x11/4, ReLU, max-pool 3/2, LRN; conv2 256x5x5 pad 2 groups 2, ReLU, pool, LRN;
   conv3 384x3x3 pad 1, ReLU; conv4 384x3x3 pad 1 groups 2, ReLU; conv5 256x3x3 pad 1 groups 2, ReLU,
   pool; fc6 4096, ReLU, dropout; fc7 4096, ReLU, dropout; fc8. Max-pooling rounds up like Caffe's; LRN has
-  local_size 5, alpha 1e-4, beta 0.75, k 1. A 227x227 input (or 224x224) gives a 6x6x256 pool5 map;
-  60,965,224 parameters with 1000 classes.
+  local_size 5, alpha 1e-4, beta 0.75, k 1. A 227x227 input (Caffe's) or 224x224 (the paper's) gives the
+  same 6x6x256 pool5 map (conv1's last 3 pixel columns and rows go unused at 224); 60,965,224 parameters
+  with 1000 classes.
 
-  Boundaries (`BOUNDARIES`), each the activation just before the named layer:
+  Boundaries (`BOUNDARIES`), in order:
     "conv1": the input images [B, H, W, in_channels];
+    "relu1", "relu2": the output of conv1's or conv2's ReLU, before its max-pool and LRN, e.g.
+      [B, 55, 55, 96] at relu1 for a 227x227 input (54x54 at 224);
     "conv2", "conv3", "conv4", "conv5": the input of that convolution (after the previous block's ReLU,
-      and pool and LRN for conv2 and conv3), e.g. [B, 27, 27, 96] at conv2 for a 227x227 input;
+      and pool and LRN for conv2 and conv3), e.g. [B, 27, 27, 96] at conv2;
     "merge": conv5's output before its ReLU [B, 13, 13, 256], where a video model merges the maps of
       its frames by temporal pooling;
     "logits": the output [B, num_classes], float32.
+  The paper's depth "convX" is "before the X-th convolutional layer" (§5.6), boundary "convX"; "relu1"
+  and "relu2" are the other reading of §5.7's "after the ReLU layer following the specified convolutional
+  layer" for conv2 and conv3 (`arp_jax.paper_configs.PLACEMENTS`). Before conv4 and conv5 nothing sits
+  between the ReLU and the convolution, so both readings meet there.
 
   Attributes:
     num_classes: outputs of fc8.
@@ -63,7 +70,7 @@ class CaffeNet(nn.Module):
   dropout_rate: float = 0.5
   dtype: Any = jnp.float32
 
-  BOUNDARIES = ("conv1", "conv2", "conv3", "conv4", "conv5", "merge", "logits")
+  BOUNDARIES = ("conv1", "relu1", "conv2", "relu2", "conv3", "conv4", "conv5", "merge", "logits")
 
   @nn.compact
   def __call__(self, x, train: bool = False, start: str | None = None, stop: str | None = None):
@@ -83,18 +90,18 @@ class CaffeNet(nn.Module):
       layers.check_feature_map(x, f"the input at {self.BOUNDARIES[i]!r}", "CaffeNet",
                                self.in_channels if i == 0 else None)
 
-    for k in range(i, min(j, merge)):
-      name, features, kernel, stride, pad, groups, bias = _CONVS[k]
+    for piece in self.BOUNDARIES[i:min(j, merge)]:
+      if piece.startswith("relu"):
+        # Caffe's CaffeNet pools, then normalises (AlexNet's paper does the reverse).
+        x = layers.local_response_norm(layers.caffe_max_pool(x, 3, 2))
+        continue
+      name, features, kernel, stride, pad, groups, bias = _CONVS[int(piece[-1]) - 1]
       x = nn.Conv(features, (kernel, kernel), strides=(stride, stride), padding=((pad, pad), (pad, pad)),
                   feature_group_count=groups, dtype=self.dtype, param_dtype=jnp.float32,
                   kernel_init=nn.initializers.normal(0.01),
                   bias_init=nn.initializers.constant(bias), name=name)(x)
-      if name == "conv5":
-        continue  # "merge" is conv5's output before its ReLU, which the last piece applies
-      x = nn.relu(x)
-      if name in ("conv1", "conv2"):
-        # Caffe's CaffeNet pools, then normalises (AlexNet's paper does the reverse).
-        x = layers.local_response_norm(layers.caffe_max_pool(x, 3, 2))
+      if name != "conv5":  # "merge" is conv5's output before its ReLU, which the last piece applies
+        x = nn.relu(x)
     if i <= merge < j:  # the piece from "merge" to "logits"
       x = nn.relu(x)
       x = layers.caffe_max_pool(x, 3, 2)

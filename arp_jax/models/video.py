@@ -9,7 +9,9 @@ For each clip: (1) the backbone runs on every frame up to `pool_at` (frames fold
 rest of the backbone runs on each window's pooled map up to its "merge" boundary (before the last ReLU and
 global pooling); (4) the windows are merged by temporal pooling (`merge`); (5) ReLU, pooling, dropout and
 the classifier. `pool_at` at the input with pooling "arp" is the dynamic image network; deeper it pools
-dynamic maps; `window=1` classifies frames (the static-image and optical-flow streams) and merges them.
+dynamic maps; `window=1` runs the network on every frame and merges their maps by `merge` (the paper's
+tau = 1: "a single frame window corresponds to using RGB frames as input", §5.5): the static-image and
+optical-flow streams.
 """
 
 from __future__ import annotations
@@ -122,7 +124,9 @@ class DynamicImageNetwork(nn.Module):
       static-image and optical-flow streams).
     stride, start, tail: the windows (see `arp_jax.pool`); the reference trains with start=2.
     pool_at: the insertion depth, a boundary of the backbone before its "merge": CaffeNet "conv1" (the
-      input: dynamic images) .. "conv5"; ResNeXt "stem" (the input), "res2" .. "res5".
+      input: dynamic images) .. "conv5" (the input of that convolution), or "relu1", "relu2" (right
+      after conv1's or conv2's ReLU, before its pool and LRN); ResNeXt "stem" (the input), "res2" ..
+      "res5".
     pooling: one of `POOLINGS`; with the reference scaling at each depth (`reference_scaling`).
     merge: how the windows' maps are merged at the backbone's "merge" boundary: "max" (the reference),
       "mean" or "arp".

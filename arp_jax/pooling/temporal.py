@@ -19,7 +19,7 @@ import numpy as np
 
 from arp_jax.pooling import _checks
 from arp_jax.pooling import arp
-from arp_jax.pooling.rank_pooling import rank_pool
+from arp_jax.pooling.rank_pooling import rank_pool, rank_pool_pixels
 from arp_jax.pooling import windows as windows_lib
 
 METHODS = ("arp", "arp_linear", "rp", "mean", "max", "mhi")
@@ -52,7 +52,9 @@ def pool(frames, method: str = "arp", *, axis: int = 0, window: int | None = Non
       S = `num_windows(T, window, stride, start, tail)`: window k pools frames
       `start + k * stride ... + window - 1` (0-based `start`; the reference starts at frame 3, start=2,
       in training and at frame 1, start=0, at test). stride defaults to `window`. tail="pad" (the
-      reference) pads the last window by repeating the last frame; "drop" keeps only full windows.
+      reference) pads the last window by repeating the last frame; "drop" keeps only full windows. A
+      window holding a single real frame (it starts at the last frame) is pooled as a one-frame clip, so
+      for ARP it is that frame (the T = 1 rule) rather than the float32 residue of weights summing to 0.
     lengths: int [...] with the shape of the batch axes (frames.shape[:axis]): video b is
       `frames[b, :lengths[b]]` and the rest is padding, ignored even if it holds NaN. With windows, the
       window axis has the length S of the longest possible video, and windows past a video's own count
@@ -74,7 +76,11 @@ def pool(frames, method: str = "arp", *, axis: int = 0, window: int | None = Non
       frame t at which the pixel moved (1-based), 0 where it never moved: in [0, 1], brighter = later.
     mhi_channel_axis: the axis of `frames` (after `axis`) averaged to decide motion; the MHI is scalar per
       pixel and repeated along it so that every method returns the same shape. None: every element alone.
-    rp_options: keyword arguments for `arp_jax.rank_pool` (C, epsilon, objective, ...) with method="rp".
+    rp_options: keyword arguments for `arp_jax.rank_pool` (C, epsilon, objective, ...) with method="rp",
+      which ranks the flattened frames in VideoDarwin's order (for feature maps and vectors). With an
+      `order` ("paper": section 5.3's dynamic image, one hyperplane per colour channel of the square roots;
+      or "videodarwin"), frames [..., T, H, W, C] go to `arp_jax.rank_pool_pixels` instead; the datasets'
+      RP summary images use `data_prep.dynamic.RP_OPTIONS` = {C: 10, order: "paper"}.
 
   Returns:
     float32 with the time axis removed ([T, H, W, C] -> [H, W, C]), or replaced by the window axis
@@ -134,9 +140,38 @@ def _pool_windows(x, length, threshold, duration, *, method, window, stride, sta
   count = clips.shape[1]
   out = _pool_clips(clips.reshape((-1, window) + frame_shape), None, **options)
   out = out.reshape((x.shape[0], count) + frame_shape)
+  if window > 1:
+    out = _one_frame_windows_as_clips(x, length, out, stride, start, options)
   if real is not None:
     out = jnp.where(real.reshape(real.shape + (1,) * len(frame_shape)), out, 0.0)
   return out
+
+
+def _one_frame_windows_as_clips(x, length, out, stride: int, start: int, options: dict):
+  """`out` [M, S, ...] with each window that holds a single real frame replaced by that frame pooled as a
+  one-frame clip.
+
+  The tail rule pads a window by repeating the last frame, so a window that starts at a video's last
+  frame (T mod window = 1 with stride = window, or `pool(x[:1], window=10)`) holds ten copies of one
+  frame. ARP's weights sum to zero, so it would pool to zero, and in float32 to a residue of about 1e-6
+  of the pixels that `to_image` or CaffeNet's L2 scaling stretch into a noise picture. A one-frame
+  window is pooled as a one-frame video instead (the reference's T = 1 rule: the frame itself).
+  Windows with two or more real frames keep the reference's padding.
+  """
+  starts = start + stride * np.arange(out.shape[1])
+  if length is None:
+    T = x.shape[1]
+    if not np.any(T - starts == 1):
+      return out  # known when tracing: no window to fix, nothing computed
+    last_frame = x[:, T - 1]
+    one = jnp.asarray(T - starts == 1)[None, :]
+  else:
+    last_frame = jax.vmap(lambda video, n: lax.dynamic_index_in_dim(video, n - 1, 0, keepdims=False))(
+        x, length)
+    one = (length[:, None] - starts[None, :]) == 1
+  single = _pool_clips(last_frame[:, None], None, **options)  # [M, ...]: one frame per video
+  one = one.reshape(one.shape + (1,) * (out.ndim - 2))
+  return jnp.where(one, single[:, None], out)
 
 
 # Called eagerly (a notebook's `arp_jax.pool(frames)`), the fold would dispatch one operation per frame;
@@ -240,18 +275,22 @@ def _fold(T: int, step: Callable, init, first_static: bool = False):
 
 
 def _rank_pool_clips(x, length, rp_options):
-  """Exact rank pooling of clips x: [M, T, ...] over the flattened frame -> float32 [M, ...]."""
+  """Exact rank pooling of clips x: [M, T, ...] -> float32 [M, ...]: `rank_pool` over the flattened frame,
+  or, when rp_options name an `order`, `rank_pool_pixels` of frames x: [M, T, H, W, C] (the dynamic image
+  of section 5.3: order="paper", one hyperplane per channel)."""
   M, T, frame_shape = x.shape[0], x.shape[1], x.shape[2:]
   if rp_options.get("forward_backward"):
     raise ValueError("rp_options forward_backward=True doubles the feature size; call "
                      "arp_jax.rank_pool directly for it")
   if "lengths" in rp_options:
     raise ValueError("pass lengths to pool itself, not in rp_options")
-  features = x.reshape(M, T, -1)
-  if length is None:
-    return rank_pool(features, **rp_options).reshape((M,) + frame_shape)
-  out = rank_pool(features, lengths=jnp.maximum(length, 1), **rp_options)
-  out = jnp.where((length > 0)[:, None], out, 0.0)  # empty segments give zeros, as for every method
+  lengths = None if length is None else jnp.maximum(length, 1)
+  if "order" in rp_options:
+    out = rank_pool_pixels(x, lengths=lengths, **rp_options).reshape(M, -1)
+  else:
+    out = rank_pool(x.reshape(M, T, -1), lengths=lengths, **rp_options)
+  if length is not None:
+    out = jnp.where((length > 0)[:, None], out, 0.0)  # empty segments give zeros, as for every method
   return out.reshape((M,) + frame_shape)
 
 

@@ -4,6 +4,7 @@ Window k (0-based) starts at frame `start + k * stride` and spans `window` frame
 rule ("pad"): windows continue until one reaches the last frame (or would start past it), and that last
 window, if it runs past the end, is padded by repeating the last frame; so only the last window can be
 short, and with stride <= window every frame is covered. "drop" keeps only the windows that fit entirely.
+`arp_jax.pool` pools a padded window that holds a single real frame as that one frame (the T = 1 rule).
 """
 
 from __future__ import annotations
