@@ -37,17 +37,31 @@ def to_image(x) -> jax.Array:
   _checks.check_real_dtype(x, "x")
   if np.size(x) == 0:
     raise ValueError(f"x is empty (shape {tuple(np.shape(x))}); expected at least one value to scale")
-  x = jnp.asarray(x).astype(jnp.float32)
-  if _checks.is_concrete(x) and not bool(jnp.isfinite(x).all()):
+  # NumPy input is checked in its own dtype: float64 values beyond float32's range are finite.
+  host = isinstance(x, (np.ndarray, np.generic))
+  if _checks.is_concrete(x) and not bool((np if host else jnp).isfinite(x).all()):
     raise ValueError("x holds NaN or infinity; min-max scaling to 0..255 needs finite values")
-  low, high = jnp.min(x), jnp.max(x)
+  if host and np.asarray(x).dtype == np.float64 and np.abs(x).max() > np.finfo(np.float32).max:
+    with np.errstate(over="ignore"):  # the overflowing branch of a range wider than float64's maximum
+      return jnp.asarray(_min_max_to_uint8(np.asarray(x), np))  # JAX would make float32 infinities of it
+  return _min_max_to_uint8(jnp.asarray(x).astype(jnp.float32), jnp)
+
+
+def _min_max_to_uint8(x, xp):
+  """`to_image`'s scaling of finite `x` in its own float dtype, with `xp` NumPy or jax.numpy."""
+  low, high = xp.min(x), xp.max(x)
   span = high - low
+  # A range wider than the dtype's maximum overflows `high - low` and `x - low`; halving every term
+  # first is exact (a power of two), so only such ranges take that path.
+  wide = ~xp.isfinite(span)
+  span = xp.where(wide, high / 2 - low / 2, span)
+  offset = xp.where(wide, x / 2 - low / 2, x - low)
   # A constant image has no range: define it as black instead of dividing by zero.
-  scale = jnp.where(span > 0, 255.0 / jnp.where(span > 0, span, 1.0), 0.0)
+  scale = xp.where(span > 0, 255.0 / xp.where(span > 0, span, 1.0), 0.0)
   # Multiplying by 255/span (not dividing by span then multiplying by 255) keeps x.5 cases exact when
   # 255/span is representable, e.g. span 2 gives exactly 127.5.
-  scaled = (x - low) * scale
-  return jnp.clip(jnp.floor(scaled + 0.5), 0, 255).astype(jnp.uint8)
+  scaled = offset * scale
+  return xp.clip(xp.floor(scaled + 0.5), 0, 255).astype(xp.uint8)
 
 
 def grid(images, columns: int | None = None) -> jax.Array:

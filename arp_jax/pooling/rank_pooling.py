@@ -102,17 +102,23 @@ def _check_features(features, name: str = "features") -> int:
   if np.ndim(features) < 2:
     raise ValueError(
         f"{name} has {np.ndim(features)} dimensions; expected [..., T, D] (time, then feature vector)")
+  if features.shape[-1] == 0:
+    raise ValueError(f"{name} has shape {tuple(features.shape)}: feature vectors of size D = 0; expected "
+                     "[..., T, D] with D >= 1")
   return _checks.check_time_axis(features, -2, name)[1]
 
 
-def _check_lengths(lengths, batch_shape: tuple[int, ...], T: int) -> None:
-  """Errors unless `lengths` is None or an integer array of shape `batch_shape` (one count per sequence).
+def _check_lengths(lengths, batch_shape: tuple[int, ...], T: int):
+  """`lengths` (None, or an integer array or sequence of shape `batch_shape`: one count per sequence) as
+  an array, or an error.
 
   Concrete lengths must lie in 1..T; traced ones (inside jit) cannot be checked and are clipped to 0..T
   (a sequence of length 0 pools to zeros).
   """
   if lengths is None:
-    return
+    return None
+  if getattr(lengths, "dtype", None) is None:
+    lengths = np.asarray(lengths)  # a list or tuple, as `pool` takes
   _checks.check_real_dtype(lengths, "lengths")
   if not jnp.issubdtype(lengths.dtype, jnp.integer):
     raise TypeError(f"lengths has dtype {lengths.dtype}; expected integers (one frame count per sequence)")
@@ -126,6 +132,7 @@ def _check_lengths(lengths, batch_shape: tuple[int, ...], T: int) -> None:
       raise ValueError(
           f"lengths must lie in 1..{T} (the padded number of frames T), got values in "
           f"{values.min()}..{values.max()}")
+  return lengths
 
 
 # ------------------------------------------------------------------------------------ frame vectors
@@ -505,7 +512,7 @@ def rank_pool(features, C=1.0, epsilon=0.1, *, objective="svr", time_varying_mea
   if nonlinearity not in NONLINEARITIES:
     raise ValueError(f"nonlinearity is {nonlinearity!r}; expected one of {NONLINEARITIES}")
   T = _check_features(features)
-  _check_lengths(lengths, tuple(features.shape[:-2]), T)
+  lengths = _check_lengths(lengths, tuple(features.shape[:-2]), T)
   # Static arguments of the compiled program, so that the path taken is part of its cache key.
   fused = T <= _FUSED_MAX_T
   chunk = max(1, _CHUNK_BYTES // (4 * T * features.shape[-1]))
@@ -689,7 +696,7 @@ def rank_pool_pixels(frames, C=10.0, epsilon=0.1, *, order="paper", normalize=Tr
   *batch, T, H, W, channels = frames.shape
   if T == 0:
     raise ValueError(f"frames has no frames (shape {tuple(frames.shape)})")
-  _check_lengths(lengths, tuple(batch), T)
+  lengths = _check_lengths(lengths, tuple(batch), T)
   options = dict(C=C, epsilon=epsilon, normalize=normalize, max_iter=max_iter, tol=tol)
   if order == "videodarwin":
     pooled = rank_pool(frames.reshape(tuple(batch) + (T, H * W * channels)), lengths=lengths, **options)

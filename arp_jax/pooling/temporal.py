@@ -94,6 +94,10 @@ def pool(frames, method: str = "arp", *, axis: int = 0, window: int | None = Non
     raise ValueError(f"unknown nan_policy {nan_policy!r}; expected one of {NAN_POLICIES}")
   _checks.check_real_dtype(frames, "frames")
   axis, T = _checks.check_time_axis(frames, axis, "frames")
+  if method == "mhi":
+    _check_mhi_number(mhi_threshold, "mhi_threshold", positive=False)
+    if mhi_duration is not None:
+      _check_mhi_number(mhi_duration, "mhi_duration", positive=True)
   if method != "rp" and rp_options:
     raise ValueError(f"rp_options is for method='rp', not {method!r}")
   if window is not None:
@@ -292,6 +296,20 @@ def _rank_pool_clips(x, length, rp_options):
   if length is not None:
     out = jnp.where((length > 0)[:, None], out, 0.0)  # empty segments give zeros, as for every method
   return out.reshape((M,) + frame_shape)
+
+
+def _check_mhi_number(value, name: str, positive: bool) -> None:
+  """TypeError unless `value` is a real scalar (traced ones pass unchecked); ValueError unless a concrete
+  one is finite (and > 0 with `positive`: a duration of 0 or less gives NaN or empty images)."""
+  if isinstance(value, jax.core.Tracer):
+    return
+  if (isinstance(value, (bool, np.bool_)) or np.ndim(value) != 0
+      or not np.issubdtype(np.asarray(value).dtype, np.number)
+      or np.issubdtype(np.asarray(value).dtype, np.complexfloating)):
+    raise TypeError(f"{name} is {value!r}; expected a real number")
+  number = float(value)
+  if not np.isfinite(number) or (positive and number <= 0):
+    raise ValueError(f"{name} is {value!r}; expected a finite number{' > 0 (frames)' if positive else ''}")
 
 
 def _channel_offset(channel_axis, ndim: int, time_axis: int) -> int | None:
