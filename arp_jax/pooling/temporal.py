@@ -25,6 +25,11 @@ from arp_jax.pooling import windows as windows_lib
 METHODS = ("arp", "arp_linear", "rp", "mean", "max", "mhi")
 NAN_POLICIES = ("propagate", "raise")
 
+# `segment_ids` are turned into a padded batch [G, max_length, ...]; one bigger than both of these (bytes,
+# and times the packed frames) comes from sparse ids and is refused before it is allocated.
+_MAX_PADDED_BYTES = 1 << 30
+_MAX_PADDING_RATIO = 64
+
 # Clips up to this many frames are folded by a fully unrolled expression, which XLA fuses into one loop
 # over the pixels; longer clips run a `fori_loop` over blocks of `_BLOCK` unrolled frames, so the program
 # stays small for whole videos of thousands of frames.
@@ -58,12 +63,19 @@ def pool(frames, method: str = "arp", *, axis: int = 0, window: int | None = Non
     lengths: int [...] with the shape of the batch axes (frames.shape[:axis]): video b is
       `frames[b, :lengths[b]]` and the rest is padding, ignored even if it holds NaN. With windows, the
       window axis has the length S of the longest possible video, and windows past a video's own count
-      are zero (`num_windows(lengths[b], ...)` tells how many are real).
+      are zero (`num_windows(lengths[b], ...)` tells how many are real). Concrete lengths outside 1..T
+      are a ValueError; traced ones (inside jit) cannot be checked and are clipped to 0..T, as
+      `rank_pool` does (a length of 0 pools to zeros).
     segment_ids: int [T], the video of each frame along `axis` of packed frames (like
       `jax.ops.segment_sum`); frames of a video keep their order of appearance. The time axis becomes a
       segment axis of length `num_segments` (default: max id + 1), followed by the window axis when
       windowed. Under `jax.jit` pass `num_segments` and `max_length` (the longest video) as ints. A
-      segment without frames gives zeros.
+      segment without frames gives zeros. Concrete ids outside 0..num_segments - 1 and videos longer
+      than `max_length` are a ValueError; traced ones cannot be checked: frames with such ids are
+      dropped (as `jax.ops.segment_sum` drops them) and a video keeps its first `max_length` frames. A
+      segment count that would need a padded copy over 1 GiB and 64 times the packed frames (sparse
+      ids, e.g. 10**7 for a few videos) is a ValueError before anything is allocated: renumber the ids
+      densely (`np.unique(ids, return_inverse=True)`).
     nan_policy: "propagate" (default): NaN or inf in a frame that a method reads reaches the output
       (arp, arp_linear, mean: every element where it occurs; max: that element; mhi: the pixel, across
       channels; rp: the whole clip); padding outside `lengths` is never read. "raise": a ValueError
@@ -338,7 +350,8 @@ def _check_lengths(lengths, batch_shape: tuple[int, ...], T: int):
     if bad.size:
       raise ValueError(f"lengths[{bad[0]}] = {values[bad[0]]}; each length must be in 1..{T} (the "
                        "padded time axis)")
-  return jnp.asarray(lengths, jnp.int32)
+    return jnp.asarray(lengths, jnp.int32)
+  return jnp.clip(jnp.asarray(lengths, jnp.int32), 0, T)  # traced: unchecked, so clipped
 
 
 def _segments_to_padded(frames, segment_ids, axis: int, num_segments, max_length):
@@ -368,7 +381,15 @@ def _segments_to_padded(frames, segment_ids, axis: int, num_segments, max_length
       raise ValueError(f"a video has {longest} frames but max_length={max_length}")
   elif num_segments is None or max_length is None:
     raise ValueError("segment_ids is traced (inside jit/vmap): pass num_segments and max_length as ints")
+  padded_bytes = num_segments * max_length * math.prod(frames.shape) // N * frames.dtype.itemsize
+  if padded_bytes > _MAX_PADDED_BYTES and num_segments * max_length > _MAX_PADDING_RATIO * N:
+    raise ValueError(
+        f"num_segments={num_segments} videos of max_length={max_length} frames would need a padded copy "
+        f"of {padded_bytes / 2**30:.1f} GiB for {N} packed frames; number the videos 0..G-1 densely "
+        "(np.unique(segment_ids, return_inverse=True))")
   ids = jnp.asarray(segment_ids)
+  # Ids outside 0..num_segments-1 (only possible when traced) go last and are counted nowhere: dropped.
+  ids = jnp.where((ids >= 0) & (ids < num_segments), ids, num_segments)
   order = jnp.argsort(ids, stable=True)  # frames of each video together, in their order of appearance
   counts = jnp.bincount(ids, length=num_segments)
   first = jnp.cumsum(counts) - counts
