@@ -4,6 +4,8 @@
 One function per subcommand (`pool_command`, ...), each taking the parsed arguments and returning an exit
 status. Expected failures (a missing file, a bad argument, a video too short for the window) print one
 line to stderr and give status 2, without a traceback; anything else is a bug and keeps its traceback.
+A truncated video file is not a failure here: `pool` and `figure` warn on one stderr line and go on with
+the frames it holds (the dataset build, in contrast, skips it).
 
 Run as `arp-jax ...` once installed, or `python -m arp_jax.cli ...` from the repository.
 """
@@ -36,21 +38,24 @@ class _Parser(argparse.ArgumentParser):
     raise UsageError(f"{self.prog}: error: {message}")
 
 
-def _positive_int(text: str) -> int:
-  value = _non_negative_int(text)
-  if value == 0:
-    raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-  return value
-
-
-def _non_negative_int(text: str) -> int:
+def _int_at_least(text: str, low: int, kind: str) -> int:
   try:
     value = int(text)
   except ValueError:
     raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-  if value < 0:
-    raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+  if value < low:
+    raise argparse.ArgumentTypeError(f"expected a {kind} integer, got {text!r}")
   return value
+
+
+def _positive_int(text: str) -> int:
+  """A count such as --window or --stride: 1 or more."""
+  return _int_at_least(text, 1, "positive")
+
+
+def _non_negative_int(text: str) -> int:
+  """A 0-based index such as --start."""
+  return _int_at_least(text, 0, "non-negative")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -144,7 +149,7 @@ def pool_command(args: argparse.Namespace) -> int:
     raise UsageError(f"arp-jax pool: error: the folder of --output does not exist: {str(output.parent)!r}")
   if args.window is None and args.stride is not None:
     raise UsageError("arp-jax pool: error: --stride needs --window")
-  frames = video.read_video(args.input)
+  frames = _read_frames(args.input, None, "arp-jax pool")
   pooled = arp_jax.pool(frames, method=args.method, window=args.window, stride=args.stride,
                         start=args.start, tail=args.tail)
   if args.window is None:
@@ -174,25 +179,21 @@ def convert_command(args: argparse.Namespace) -> int:
   return 0
 
 
-def _read_first_frames(path, max_frames: int | None) -> np.ndarray:
+def _read_frames(path, max_frames: int | None, command: str) -> np.ndarray:
   """`uint8 [T, H, W, 3]`: every frame of a video or frame folder, or only the first `max_frames`.
 
-  A video is decoded only as far as needed; a frame folder is read whole, then cut.
+  A video is decoded only as far as needed; a frame folder is read whole, then cut. A truncated video
+  gives the frames it holds, with a one-line warning from `command` on stderr.
   """
   path = Path(path)
-  if max_frames is None or not path.is_file():
-    frames = video.read_video(path)
+  if path.is_dir():
+    frames = video.read_frame_dir(path)
     return frames if max_frames is None else frames[:max_frames]
-  decoded = video.iter_frames(path)
-  try:
-    frames = [frame for _, frame in zip(range(max_frames), decoded)]
-  finally:
-    decoded.close()  # closes the container now, not at garbage collection
-  if not frames:
-    raise ValueError(f"{str(path)!r} decoded to 0 frames; expected a video with at least one frame")
-  if any(frame.shape != frames[0].shape for frame in frames):
-    raise ValueError(f"{str(path)!r} changes frame size; expected one size for the whole video")
-  return np.stack(frames)
+  decoded = video.decode(path, max_frames=max_frames, strict=False)
+  if decoded.truncated:
+    print(f"{command}: warning: {decoded.truncated}; going on with its {len(decoded.frames)} frames",
+          file=sys.stderr)
+  return decoded.frames
 
 
 def figure_command(args: argparse.Namespace) -> int:
@@ -216,7 +217,7 @@ def figure_command(args: argparse.Namespace) -> int:
     figures.save(figures.weights_figure(lengths), output)
     print(f"wrote {output} (ARP weights, eq. (3) and eq. (5), T = {', '.join(map(str, lengths))})")
     return 0
-  frames = _read_first_frames(args.input, args.max_frames)
+  frames = _read_frames(args.input, args.max_frames, "arp-jax figure")
   flow_method = args.flow or "farneback"
   fig = figures.video_figure(frames, flow_method=flow_method, title=Path(args.input).name)
   figures.save(fig, output)

@@ -19,6 +19,7 @@ import argparse
 import itertools
 import math
 import sys
+import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -279,6 +280,24 @@ def _weights(weights_option: str | None, count: int) -> list[float] | None:
   return values
 
 
+def _check_output(output: str) -> None:
+  """_UsageError unless a scores file can be written at `output`: checked before the work, so that a typo
+  or a read-only folder does not come after the table."""
+  path = Path(output)
+  if path.is_dir():
+    raise _UsageError(f"--output {output!r} is a folder; expected the path of a file to write, e.g. fused.npz")
+  folder = path.resolve().parent
+  if not folder.is_dir():
+    raise _UsageError(f"the folder of --output {output!r} does not exist; expected an existing folder")
+  try:
+    # Creating a file is the one test that holds for permissions, read-only mounts and /proc alike.
+    with tempfile.TemporaryFile(dir=folder):
+      pass
+  except OSError as error:
+    raise _UsageError(f"cannot write in the folder {str(folder)!r} of --output {output!r} "
+                      f"({error.strerror or error}); expected a folder where a file can be created") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
   """The parser of `python -m arp_jax.fuse`."""
   parser = _Parser(prog="python -m arp_jax.fuse",
@@ -298,15 +317,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
   """Entry point of `python -m arp_jax.fuse`; `argv` defaults to `sys.argv[1:]`. Returns the exit status:
-  0, or 2 after printing `error: ...` to stderr for a bad command line, a missing or damaged scores file, or
-  streams that do not match."""
+  0, or 2 after printing `error: ...` to stderr for a bad command line (an --output that cannot be written
+  included), a missing, damaged or folder scores file, or streams that do not match."""
   try:
     args = build_parser().parse_args(argv)
     names = _stream_names(args.files, args.names)
     weights = _weights(args.weights, len(args.files))
-    # Checked before the work, so a typo in the folder does not come after the table.
-    if args.output is not None and not Path(args.output).resolve().parent.is_dir():
-      raise FileNotFoundError(f"the folder of --output {args.output!r} does not exist")
+    if args.output is not None:
+      _check_output(args.output)
     streams = {name: load_scores(file) for name, file in zip(names, args.files)}
     rows = combinations_table(streams, weights=weights, use_logits=args.logits)
     print(format_table(rows))

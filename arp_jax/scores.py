@@ -221,11 +221,14 @@ def load_scores(path) -> Scores:
     The `Scores`, checked as on construction.
 
   Raises:
-    FileNotFoundError: `path` does not exist or is not a file.
-    ValueError: the file is not a readable `.npz` archive (damaged, truncated, another format), lacks a
-      required key, or holds inconsistent arrays; the message names the file.
+    FileNotFoundError: `path` does not exist.
+    ValueError: `path` is a folder, or the file is not a readable `.npz` archive (damaged, truncated,
+      another format), lacks a required key, or holds inconsistent arrays; the message names the file.
   """
   path = Path(os.fspath(path))
+  if path.is_dir():
+    raise ValueError(f"{str(path)!r} is a folder; expected a scores file (an .npz written by "
+                     "arp_jax.scores.save_scores)")
   if not path.is_file():
     raise FileNotFoundError(f"scores file {str(path)!r} does not exist; expected an .npz written by "
                             "arp_jax.scores.save_scores")

@@ -98,6 +98,15 @@ class VideoCache:
       raise ValueError(f"prepared entry {str(path)!r} is damaged ({error}); delete it to prepare "
                        f"{video!r} again") from error
 
+  def failure_is_older(self, video: str, source) -> bool:
+    """Whether `video` is recorded as failed before its file `source` last changed (replaced or modified:
+    the ctime covers a copy that keeps the old mtime), so that the failure may no longer hold."""
+    try:
+      record, changed = self.failure_path(video).stat(), os.stat(source)
+    except FileNotFoundError:
+      return False
+    return max(changed.st_mtime_ns, changed.st_ctime_ns) > record.st_mtime_ns
+
   def forget(self, video: str) -> None:
     """Removes `video`'s entry or failure record (to prepare it again)."""
     self.path(video).unlink(missing_ok=True)

@@ -113,6 +113,7 @@ class _VideoBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     """`options` say how videos are prepared (default `ProcessOptions()`: TV-L1 flow, original size)."""
     self.options = options or ProcessOptions()
     self.skipped: dict[str, str] = {}  # video -> reason, filled while generating (not under Beam)
+    self.written: list[str] = []  # the videos written, filled while generating (not under Beam)
     self._use_beam = False
     super().__init__(**kwargs)
 
@@ -135,7 +136,27 @@ class _VideoBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     # TFDS runs a builder under Beam only when `_generate_examples` returns a Beam transform; return one
     # exactly when the caller asked for Beam (`tfds build --beam_pipeline_options=...`, DownloadConfig).
     self._use_beam = download_config.beam_runner is not None or download_config.beam_options is not None
-    return super()._download_and_prepare(dl_manager, download_config)
+    self.skipped, self.written = {}, []
+    super()._download_and_prepare(dl_manager, download_config)
+    # TFDS saves the info after this returns. Which videos the dataset holds lets `data_prep.build` see that
+    # the videos on disk changed and rebuild; `left_out`: prepared videos this builder could not use (a
+    # video with no flow, say), so that they do not count as new next time. Unknown under Beam.
+    metadata = self.info.metadata
+    for key in ("videos", "left_out"):
+      metadata.pop(key, None)
+    if not self._use_beam:
+      cache = self.cache
+      metadata["videos"] = sorted(self.written)
+      metadata["left_out"] = {video: reason for video, reason in sorted(self.skipped.items())
+                              if cache.status(video) == "done"}
+
+  def _log_download_bytes(self) -> None:
+    # TFDS's line reads "Downloading and preparing dataset Unknown size (download: Unknown size, ...)":
+    # nothing is downloaded here and the size is not known before the videos are read.
+    print(f"Writing {self.info.full_name} into {os.fspath(self.data_dir_root)!r}")
+
+  def _log_download_done(self) -> None:
+    pass  # the line above and `data_prep.build`'s report say it all
 
   def _split_generators(self, dl_manager):
     video_root, split_dir = dataset_layout(self.DATASET, dl_manager.manual_dir)
@@ -159,6 +180,8 @@ class _VideoBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         yield from example_fn(entry, raise_skip=True)
       except _Skip as skip:
         self.skipped[entry.video] = str(skip)
+      else:
+        self.written.append(entry.video)
 
   def _example(self, entry, video_root: str, training: bool) -> dict:
     raise NotImplementedError

@@ -85,6 +85,7 @@ def build_mini(dataset: str, data_dir, dynamic_images: tuple[str, ...] = ()) -> 
     tmp.mkdir(parents=True)
     (make_mini_ucf101 if dataset == "ucf101" else make_mini_hmdb51)(tmp)
     tmp.rename(manual_dir)
+  # The processes of one training run may all call this: each waits for the first to build, then reuses it.
   build.build_datasets(dataset, 1, manual_dir, data_dir, ProcessOptions(flow="dis", short_side=64),
-                       tuple(dynamic_images))
+                       tuple(dynamic_images), wait_for_lock=True)
   return data_dir

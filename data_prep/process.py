@@ -86,9 +86,11 @@ def prepare_video(path, options: ProcessOptions = ProcessOptions()) -> VideoReco
 
   Raises:
     FileNotFoundError: `path` does not exist.
+    TruncatedVideoError (a ValueError): the file ends early (cut), so its frames are not the video's; a
+      dataset must not take it for a shorter video.
     ValueError: the file is not a decodable video (the message names it).
   """
-  video = decode(path, short_side=options.short_side)
+  video = decode(path, short_side=options.short_side)  # strict: a truncated file raises
   frames = video.frames
   flow_x, flow_y = encode_flow(frames, options)
   return VideoRecord(
@@ -109,9 +111,11 @@ class Outcome:
 def prepare_into_cache(cache, video_root, video: str, options: ProcessOptions) -> Outcome:
   """Prepares `video_root / video` into `cache` unless it is already there; never raises for a bad video.
 
-  A video that cannot be prepared (missing, corrupt, undecodable: any Exception) is recorded in the cache as
-  failed with the reason, so that a resumed build neither retries nor forgets it. KeyboardInterrupt and
-  other BaseExceptions propagate: an interrupted video leaves no entry and is prepared on the next run.
+  A video that cannot be prepared (missing, corrupt, truncated, undecodable: any Exception) is recorded in
+  the cache as failed with the reason (e.g. "TruncatedVideoError: ... decoded 44 of the 164 frames ..."),
+  so that a resumed build neither retries nor forgets it (the build's report lists it as skipped with that
+  reason). KeyboardInterrupt and other BaseExceptions propagate: an interrupted video leaves no entry and
+  is prepared on the next run.
   """
   status = cache.status(video)
   if status is not None:

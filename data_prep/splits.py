@@ -96,10 +96,15 @@ def _lines(path: Path, expected: str) -> Iterator[tuple[int, list[str]]]:
   if not path.is_file():
     raise FileNotFoundError(f"split file {str(path)!r} does not exist; expected {expected}")
   with open(path, encoding="utf-8") as f:
-    for number, line in enumerate(f, start=1):
-      fields = line.split()
-      if fields:
-        yield number, fields
+    number = 0
+    try:
+      for number, line in enumerate(f, start=1):
+        fields = line.split()
+        if fields:
+          yield number, fields
+    except UnicodeDecodeError as error:
+      raise ValueError(f"split file {str(path)!r} is not a UTF-8 text file (after line {number}: "
+                       f"{error.reason}); expected {expected}") from None
 
 
 def _check_disjoint(train: Iterable[SplitEntry], test: Iterable[SplitEntry], where: str) -> None:

@@ -8,6 +8,13 @@ Decoding is layered: `_decoded_frames` yields PyAV frames in decoder order (with
 `_frame_arrays` converts them to RGB arrays, resizing in the same libswscale conversion when a short side
 is asked for, `iter_frames` yields those arrays and `read_frames` stacks them; `decode` adds the frame rate
 and duration (`Video`). Order and duration come from decoder order and the frame count, never from pts.
+
+A cut file (an interrupted download or copy) still decodes, to its first frames only, with no decoder error:
+the first 30 % of the bytes of a 164-frame UCF101 clip gives 44 frames. So the decoded count is compared
+with the count the stream declares (`declared_frames`), and a video decoding far fewer frames, or whose
+decoder fails part-way, is truncated: `TruncatedVideoError`, a ValueError, so that every reader that skips
+a corrupt video skips it too. `decode(..., strict=False)` keeps the frames instead and says why in
+`Video.truncated`, for tools that warn and go on (`arp-jax pool`).
 """
 
 from __future__ import annotations
@@ -26,6 +33,21 @@ from PIL import Image
 # Suffixes read by `read_frame_dir` (compared lower-case); other files in the folder are ignored.
 FRAME_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 
+# How many of its declared frames a complete video may not decode: HMDB51 AVIs decode one frame fewer than
+# their header declares, so a small shortfall is a counting convention; more is a cut file.
+TRUNCATION_TOLERANCE = 0.05  # of the declared frames
+TRUNCATION_MIN_MISSING = 2  # frames, for short videos
+
+
+class TruncatedVideoError(ValueError):
+  """A video file that ends early: its decoder failed part-way, or it decoded far fewer frames than its
+  stream declares. `decoded` frames were decoded; `declared` is the stream's count (None if unknown)."""
+
+  def __init__(self, message: str, decoded: int, declared: int | None):
+    super().__init__(message)
+    self.decoded = decoded
+    self.declared = declared
+
 
 def _existing_path(path) -> Path:
   """`path` as a Path, or FileNotFoundError naming it."""
@@ -35,10 +57,35 @@ def _existing_path(path) -> Path:
   return path
 
 
+def declared_frames(stream) -> int | None:
+  """The number of frames a PyAV video `stream` declares, or None when it declares none.
+
+  The larger of the header's frame count and the stream duration x frame rate: a cut AVI keeps the count
+  of the whole video in its header, while the duration of its stream is measured on what is left.
+  """
+  counts = [stream.frames or 0]
+  rate = stream.average_rate or stream.guessed_rate
+  if stream.duration and stream.time_base and rate:
+    counts.append(round(float(stream.duration * stream.time_base * rate)))
+  return max(counts) or None
+
+
+def _check_complete(decoded: int, declared: int | None, path: Path) -> None:
+  """TruncatedVideoError unless `decoded` frames are about the `declared` ones (see TRUNCATION_TOLERANCE)."""
+  if declared is None:
+    return
+  if declared - decoded > max(TRUNCATION_MIN_MISSING, TRUNCATION_TOLERANCE * declared):
+    raise TruncatedVideoError(
+        f"{str(path)!r} is truncated: it decoded {decoded} of the {declared} frames its video stream "
+        "declares; expected a complete file (download or copy it again)", decoded, declared)
+
+
 def _decoded_frames(container, path: Path) -> Iterator[av.VideoFrame]:
   """PyAV frames of the first video stream of an open `container`, in the order the decoder emits them.
 
-  Decoding errors become ValueError naming the file and the number of frames decoded before the error.
+  After the last frame, TruncatedVideoError if the stream decoded far fewer frames than it declares. A
+  decoding error after some frames is TruncatedVideoError too, before any frame ValueError; both name the
+  file and the number of frames decoded.
   """
   if not container.streams.video:
     raise ValueError(f"{str(path)!r} has no video stream; expected a video file (e.g. .avi, .mp4)")
@@ -49,7 +96,11 @@ def _decoded_frames(container, path: Path) -> Iterator[av.VideoFrame]:
       yield frame
       count += 1
   except av.FFmpegError as error:
+    if count:
+      raise TruncatedVideoError(f"{str(path)!r} is truncated: its decoder failed after {count} frames "
+                                f"({error}); expected a complete file", count, None) from error
     raise ValueError(f"cannot decode {str(path)!r} after {count} frames: {error}") from error
+  _check_complete(count, declared_frames(stream), path)
 
 
 def _open_video(path) -> tuple[Path, av.container.InputContainer]:
@@ -94,7 +145,7 @@ def iter_frames(path, short_side: int | None = None) -> Iterator[np.ndarray]:
 
   Every frame, in decoder order, at the original rate; with `short_side`, resized during decoding (see
   `resized_size`). FileNotFoundError for a missing path, ValueError naming the file when it is a folder or
-  cannot be opened or decoded.
+  cannot be opened or decoded, TruncatedVideoError after the last frame of a truncated video.
   """
   resized_size(1, 1, short_side)  # validate before opening the file
   path, container = _open_video(path)
@@ -123,13 +174,17 @@ class Video:
     frames: `uint8 [T, H, W, 3]` RGB, every frame in decoder order.
     fps: frames per second, the stream's average frame rate.
     duration: seconds, `T / fps` from the decoded frame count (not from timestamps or the header).
+    truncated: why the file is truncated and `frames` only its start (`decode(..., strict=False)`); ""
+      for a complete video.
   """
   frames: np.ndarray
   fps: float
   duration: float
+  truncated: str = ""
 
 
-def decode(path, short_side: int | None = None) -> Video:
+def decode(path, short_side: int | None = None, *, max_frames: int | None = None,
+           strict: bool = True) -> Video:
   """Decodes the video file `path` with PyAV into frames, frame rate and duration.
 
   Ordering and duration come from decoder order and the decoded frame count, never from pts: AVI files
@@ -139,25 +194,45 @@ def decode(path, short_side: int | None = None) -> Video:
     path: a video file (str or path-like).
     short_side: if set, every frame is resized during decoding so that its shorter side is `short_side`
       (aspect ratio kept, see `resized_size`); None keeps the original size.
+    max_frames: if set, decode only the first `max_frames` frames (a truncated file whose cut comes later
+      is then complete as far as read).
+    strict: raise TruncatedVideoError for a truncated file (the default: a dataset must not take it for a
+      shorter video); False returns the frames decoded, with the reason in `Video.truncated`.
 
   Returns:
-    `Video(frames uint8 [T, H, W, 3], fps, duration = T / fps)`.
+    `Video(frames uint8 [T, H, W, 3], fps, duration = T / fps, truncated)`.
 
   Raises:
     FileNotFoundError: `path` does not exist.
+    TruncatedVideoError (a ValueError): with `strict`, the file ends early (see the module docstring).
     ValueError: `path` is a folder, is not a video, is corrupt, holds no frames, changes frame size, has
-      no usable frame rate, or `short_side` is not a positive int.
+      no usable frame rate, or `short_side` or `max_frames` is not a positive int.
   """
   resized_size(1, 1, short_side)
+  if max_frames is not None and (isinstance(max_frames, bool) or not isinstance(max_frames, int)
+                                 or max_frames <= 0):
+    raise ValueError(f"max_frames is {max_frames!r}; expected a positive int or None (every frame)")
   path, container = _open_video(path)
+  frames, truncated = [], ""
   with container:
-    frames = list(_frame_arrays(_decoded_frames(container, path), short_side))
+    decoded = _frame_arrays(_decoded_frames(container, path), short_side)
+    try:
+      for frame in decoded:
+        frames.append(frame)
+        if len(frames) == max_frames:
+          break
+    except TruncatedVideoError as error:
+      if strict:
+        raise
+      truncated = str(error)
+    finally:
+      decoded.close()  # stopped at max_frames: end the generators while the container is open
     rate = container.streams.video[0].average_rate or container.streams.video[0].guessed_rate
   if not rate or float(rate) <= 0:
     raise ValueError(f"{str(path)!r} has no frame rate in its video stream; expected a positive fps")
   frames = _stack_frames(frames, path)
   fps = float(rate)
-  return Video(frames=frames, fps=fps, duration=frames.shape[0] / fps)
+  return Video(frames=frames, fps=fps, duration=frames.shape[0] / fps, truncated=truncated)
 
 
 def read_frames(path) -> np.ndarray:
@@ -172,6 +247,7 @@ def read_frames(path) -> np.ndarray:
 
   Raises:
     FileNotFoundError: `path` does not exist.
+    TruncatedVideoError (a ValueError): the file ends early (`decode(path, strict=False)` keeps its frames).
     ValueError: `path` is a folder, is not a video, is corrupt, holds no frames, or changes frame size.
   """
   return _stack_frames(list(iter_frames(path)), path)
