@@ -10,16 +10,49 @@ BatchNorm statistics, optimiser state, step) and the Grain iterator's position, 
 with exactly the batches it would have seen. Saving is atomic (Orbax writes a temporary folder and
 renames it), so a run killed while saving resumes from the previous checkpoint. Restoring reads the
 arrays into the shardings of the `state` given (e.g. replicated over the mesh).
+
+A checkpoint damaged later (a file lost or truncated) does not stop the run: restoring falls back to the
+newest checkpoint that restores, and says on stderr which one it skipped and why. Training
+(`restore_or`) then moves the skipped ones to <directory>.damaged/<step>, kept for inspection: left in
+place, the run's next saves would reuse their step numbers and Orbax's keep-N cleanup would delete them.
+Evaluation (`restore_variables`) only reads.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
 from pathlib import Path
 
 import grain
 import jax
 import orbax.checkpoint as ocp
+
+
+def _silence_aborted_reads() -> None:
+  """When a restore fails, Orbax closes its event loop while TensorStore's threads still read the
+  checkpoint's other arrays: each then fails to call back ("Event loop is closed", a traceback apiece on
+  stderr, during the restore and after it) and asyncio logs every task whose error nobody read. They echo
+  the one error already reported: drop those two (only those). Installed before the first restore, since
+  the first echoes come before its error."""
+  if not getattr(sys.unraisablehook, "drops_aborted_reads", False):
+    previous = sys.unraisablehook
+
+    def hook(unraisable):
+      if not (unraisable.exc_type is RuntimeError and str(unraisable.exc_value) == "Event loop is closed"):
+        previous(unraisable)
+
+    hook.drops_aborted_reads = True
+    sys.unraisablehook = hook
+  asyncio_logger = logging.getLogger("asyncio")
+  if _unread_orbax_task not in asyncio_logger.filters:
+    asyncio_logger.addFilter(_unread_orbax_task)
+
+
+def _unread_orbax_task(record) -> bool:
+  """False for asyncio's log of an Orbax task whose error nobody read (its message names the coroutine)."""
+  return not ("exception was never retrieved" in str(record.msg) and "orbax" in str(record.msg))
 
 
 class Manager:
@@ -51,18 +84,61 @@ class Manager:
     self._manager.wait_until_finished()
     return saved
 
+  def _restore_newest(self, args):
+    """(restored items, step, skipped steps) of the newest checkpoint that restores with `args`; (None,
+    None, []) when there is none.
+
+    Raises:
+      RuntimeError: there are checkpoints but none restores (the newest one's error is the cause).
+    """
+    skipped, first_error = [], None
+    _silence_aborted_reads()
+    for step in sorted(self._manager.all_steps(), reverse=True):
+      try:
+        return self._manager.restore(step, args=args), step, skipped
+      except Exception as error:  # pylint: disable=broad-except  any failure to read makes it unusable
+        reason = f"{type(error).__name__}: {str(error).strip().splitlines()[0] if str(error).strip() else ''}"
+        print(f"checkpoint {step} in {self.directory} does not restore ({reason[:300]}); skipped",
+              file=sys.stderr)
+        skipped.append(step)
+        first_error = first_error or error
+    if skipped:
+      raise RuntimeError(f"no checkpoint in {self.directory} restores (steps {skipped}); see the lines "
+                         "above") from first_error
+    return None, None, skipped
+
   def restore_or(self, state, iterator=None):
-    """(state, step) from the latest checkpoint, the iterator moved to its saved position; or (state, 0)
-    unchanged when there is none. `state` gives the structure, dtypes and shardings to restore into."""
-    step = self._manager.latest_step()
-    if step is None:
-      return state, 0
+    """(state, step) from the newest checkpoint that restores, the iterator moved to its saved position;
+    or (state, 0) unchanged when there is none. `state` gives the structure, dtypes and shardings to
+    restore into. Newer checkpoints that do not restore are moved to <directory>.damaged/.
+
+    Raises:
+      RuntimeError: there are checkpoints but none restores.
+    """
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
     items = dict(state=ocp.args.StandardRestore(abstract))
     if iterator is not None:
       items["data"] = grain.checkpoint.CheckpointRestore(iterator)
-    restored = self._manager.restore(step, args=ocp.args.Composite(**items))
+    restored, step, skipped = self._restore_newest(ocp.args.Composite(**items))
+    if skipped and jax.process_index() == 0:
+      self._set_aside(skipped)
+    if restored is None:
+      return state, 0
     return restored["state"], step
+
+  def _set_aside(self, steps) -> None:
+    """Moves the checkpoints of `steps` to <directory>.damaged/<step> (a new name if that exists)."""
+    aside = self.directory.with_name(self.directory.name + ".damaged")
+    aside.mkdir(exist_ok=True)
+    for step in steps:
+      target = aside / str(step)
+      n = 1
+      while target.exists():
+        target, n = aside / f"{step}.{n}", n + 1
+      os.replace(self.directory / str(step), target)
+      print(f"checkpoint {step} moved to {target} (kept for inspection; the run continues from an older "
+            "one)", file=sys.stderr)
+    self._manager.reload()
 
   def restore_variables(self, variables):
     """({"params", "batch_stats"}, step) of the latest checkpoint's train state, without its optimiser
@@ -73,13 +149,14 @@ class Manager:
     Raises:
       FileNotFoundError: there is no checkpoint.
     """
-    step = self._manager.latest_step()
-    if step is None:
-      raise FileNotFoundError(f"no checkpoint in {self.directory}")
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, dict(variables))
-    # The state was saved whole (StandardSave); a partial PyTree restore reads only these arrays.
-    restored = self._manager.restore(
-        step, args=ocp.args.Composite(state=ocp.args.PyTreeRestore(item=abstract, partial_restore=True)))
+    # The state was saved whole (StandardSave); a partial PyTree restore reads only these arrays, into the
+    # shardings given (without restore_args Orbax reads them from the checkpoint, and warns).
+    restore = ocp.args.PyTreeRestore(item=abstract, partial_restore=True,
+                                     restore_args=ocp.checkpoint_utils.construct_restore_args(abstract))
+    restored, step, _ = self._restore_newest(ocp.args.Composite(state=restore))
+    if restored is None:
+      raise FileNotFoundError(f"no checkpoint in {self.directory}")
     return restored["state"], step
 
   def close(self) -> None:

@@ -1,6 +1,8 @@
 """Evaluates a trained stream: `python -m arp_jax.evaluate --config FILE.py[:args] --workdir DIR`.
 
-Restores the latest checkpoint of DIR (what `arp_jax.train` wrote with the same config), scores every
+Restores the newest intact checkpoint of DIR (what `arp_jax.train` wrote with the same config: a
+config that differs from DIR/config.json in the network or the test input is refused before anything is
+written, naming the fields; training-only fields such as the learning rates may differ), scores every
 test video once from all its test windows (up to `input.test_windows`, the reference's 20), and writes
 
   DIR/scores.npz   per-video class scores (`arp_jax.scores`: names, labels, scores, classes), the input
@@ -119,10 +121,17 @@ def evaluate(config, workdir) -> dict:
 
   Raises:
     FileNotFoundError: no checkpoint in workdir (train first) or the dataset is not prepared.
-    ValueError: an invalid config.
+    ValueError: an invalid config, or one that differs from the run's config.json in the trained network
+      or the test input (`experiment.check_run_config`).
   """
   experiment.check_config(config)
   workdir = Path(os.fspath(workdir)).absolute()
+  experiment.check_run_config(config, workdir, evaluation=True)
+  experiment.local_batch_size(config.eval.batch_size, "eval.batch_size")
+  checkpoints = workdir / "checkpoints"
+  if not any(path.name.isdigit() for path in (checkpoints.iterdir() if checkpoints.is_dir() else ())):
+    raise FileNotFoundError(f"no checkpoint in {checkpoints}; train first (python -m arp_jax.train with the "
+                            "same --config and --workdir)")
   experiment.ensure_dataset(config, workdir)
   info = experiment.dataset_info(config, workdir)
   mesh = data_mesh()
@@ -131,10 +140,7 @@ def evaluate(config, workdir) -> dict:
   replicated = NamedSharding(mesh, PartitionSpec())
   shapes = jax.eval_shape(lambda: experiment.initial_variables(config, network, pretrained=False))
   abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=replicated), shapes)
-  with checkpoint.Manager(workdir / "checkpoints") as manager:
-    if manager.latest_step is None:
-      raise FileNotFoundError(f"no checkpoint in {manager.directory}; train first (python -m arp_jax.train "
-                              "with the same --config and --workdir)")
+  with checkpoint.Manager(checkpoints) as manager:
     variables, step = manager.restore_variables(
         {"params": abstract["params"], "batch_stats": abstract.get("batch_stats", {})})
 

@@ -183,6 +183,15 @@ def run(config_spec: str, workdir, print_only: bool = False) -> str:
   module = load_config_file(path)
   workdir = Path(os.fspath(workdir)).absolute()
   all_points = points(module)
+  # A point's arguments override the command line's: one it sweeps would be silently replaced.
+  swept = sorted(set(experiment.arg_items(base_arg)) & {key for p in all_points for key in _arg_items(p)})
+  if swept:
+    raise ValueError(f"{path} sweeps {', '.join(swept)} itself (get_hyper), so {', '.join(swept)} on the "
+                     "command line would be ignored; drop it (train one point with python -m arp_jax.train)")
+  # Every point's config is built and checked before any runs: a mistake fails now, not after hours.
+  configs = [point_config(module, base_arg, point) for point in all_points]
+  for config in configs:
+    experiment.check_config(config)
   if print_only:
     text = "\n".join(line for point in all_points for line in commands(path, base_arg, point, workdir))
     print(text)
@@ -194,7 +203,7 @@ def run(config_spec: str, workdir, print_only: bool = False) -> str:
       print(f"[{i + 1}/{len(all_points)}] {name}: done, skipped", file=sys.stderr)
       continue
     print(f"[{i + 1}/{len(all_points)}] {name}", file=sys.stderr)
-    config = point_config(module, base_arg, point)
+    config = configs[i]
     if not config.dataset.data_dir:
       # The synthetic or miniature dataset: prepared once, in DIR, for every point (not in each point's
       # folder). Printed commands keep their own, since a scheduler may run them at the same time.

@@ -12,8 +12,12 @@ sharded over the devices, the parameters are replicated. On several hosts pass `
 Resumable: checkpoints (train state and data iterator position) go to DIR/checkpoints every
 `config.checkpoint_every` steps, at the end, and when the run is stopped with Ctrl-C or SIGTERM (it saves
 and exits); starting the same command again continues from the latest one and produces the same final
-state as an uninterrupted run. Metrics (loss, accuracy, learning rate, steps/s, clips/s) go to
-DIR/metrics.jsonl and DIR/tensorboard; a progress bar shows the ETA when the terminal is interactive.
+state as an uninterrupted run (a damaged latest checkpoint is set aside and the run continues from the
+newest one that restores, `arp_jax.checkpoint`). The config goes to DIR/config.json once the run has
+started; resuming with a config that would compute something else is refused, naming the fields (paths,
+logging, checkpoint cadence and max_steps may change). Metrics (loss, accuracy, learning rate, steps/s,
+clips/s) go to DIR/metrics.jsonl and DIR/tensorboard; a progress bar shows the ETA when the terminal is
+interactive.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from arp_jax import checkpoint, experiment, run_flags
 from arp_jax.metric_writer import MetricWriter
 from arp_jax.train_step import data_mesh, global_batch, make_train_step, replicate
 
-CONFIG_FILE = "config.json"
+CONFIG_FILE = experiment.RUN_CONFIG_FILE
 
 
 class _StopRequest:
@@ -69,27 +73,6 @@ def _progress(total: int, initial: int, enabled: bool):
   return tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True)
 
 
-def _save_config(config, workdir: Path) -> None:
-  """Writes the run's config; a rerun with another config in the same workdir is refused (its
-  checkpoints would not fit)."""
-  path = workdir / CONFIG_FILE
-  text = json.dumps(experiment.to_dict(config), indent=2, sort_keys=True)
-  if path.exists():
-    old = json.loads(path.read_text())
-    new = json.loads(text)
-    # Logging and stopping may change between a run and its resumption; nothing else may.
-    for key in ("log_every", "max_steps", "checkpoint_every", "keep_checkpoints"):
-      old.pop(key, None)
-      new.pop(key, None)
-    if old != new:
-      raise ValueError(f"{workdir} holds a run of another config ({path}); use a new --workdir or the same "
-                       "config to resume it")
-  if jax.process_index() == 0:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(text + "\n")
-    os.replace(tmp, path)
-
-
 def train(config, workdir) -> dict:
   """Trains (or resumes) the run of `config` in `workdir`; returns the last logged metrics.
 
@@ -97,14 +80,19 @@ def train(config, workdir) -> dict:
     {"step", "loss", "accuracy", ...} at the last step, and "stopped" (True when a signal ended the run
     before its last step; it resumes from the checkpoint saved then).
 
+  The run's config goes to DIR/config.json once the run has started (config checked, dataset found);
+  a later run in DIR must agree with it in every field that changes the result
+  (`experiment.check_run_config`: paths, logging, checkpoint cadence and max_steps may change).
+
   Raises:
     ValueError: an invalid config, or a workdir holding a run of another config.
     FileNotFoundError: the dataset is not prepared.
   """
   experiment.check_config(config)
   workdir = Path(os.fspath(workdir)).absolute()
+  experiment.check_run_config(config, workdir)
+  experiment.local_batch_size(config.input.batch_size, "input.batch_size")  # before anything is written
   workdir.mkdir(parents=True, exist_ok=True)
-  _save_config(config, workdir)
   experiment.ensure_dataset(config, workdir)
   info = experiment.dataset_info(config, workdir)
 
@@ -119,6 +107,7 @@ def train(config, workdir) -> dict:
   manager = checkpoint.Manager(workdir / "checkpoints", keep=config.keep_checkpoints,
                                every=config.checkpoint_every)
   state, step = manager.restore_or(state, iterator)
+  experiment.save_run_config(config, workdir)
   lead = jax.process_index() == 0
   writer = MetricWriter(workdir, resume_step=step, enabled=lead)
   train_step = make_train_step(network, mesh)

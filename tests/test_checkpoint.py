@@ -64,3 +64,28 @@ def test_restore_variables_reads_parameters_and_statistics_only(tmp_path):
   assert step == 4 and set(variables) == {"params", "batch_stats"}  # no optimiser state read
   np.testing.assert_array_equal(variables["params"]["dense"]["kernel"], np.full((3, 2), 2.5))
   np.testing.assert_array_equal(variables["batch_stats"]["bn"]["mean"], np.full((2,), 2.5))
+
+
+def test_restore_variables_gives_orbax_the_shardings_so_it_does_not_warn(tmp_path):
+  import warnings  # pylint: disable=import-outside-toplevel
+  with checkpoint.Manager(tmp_path / "ckpt") as manager:
+    manager.save(4, _state(2.5), force=True)
+  template = _state(0.0)
+  with checkpoint.Manager(tmp_path / "ckpt") as manager, warnings.catch_warnings():
+    warnings.filterwarnings("error", message="Sharding info not provided")
+    _, step = manager.restore_variables({"params": template.params, "batch_stats": template.batch_stats})
+  assert step == 4
+
+
+def test_when_no_checkpoint_restores_it_is_an_error_and_nothing_is_moved(tmp_path, capfd):
+  with checkpoint.Manager(tmp_path / "ckpt", every=1) as manager:
+    for s in (1, 2):
+      manager.save(s, _state(float(s)))
+  for s in (1, 2):
+    (tmp_path / "ckpt" / str(s) / "state" / "_METADATA").unlink()
+  with checkpoint.Manager(tmp_path / "ckpt") as manager:
+    with pytest.raises(RuntimeError, match=r"no checkpoint in \S+ restores \(steps \[2, 1\]\)"):
+      manager.restore_or(_state(0.0))
+  assert capfd.readouterr().err.count("does not restore") == 2
+  assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == ["1", "2"]
+  assert not (tmp_path / "ckpt.damaged").exists()

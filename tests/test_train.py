@@ -168,13 +168,14 @@ def test_bad_config_is_a_clear_error(tmp_path, field, value, message):
 
 def test_workdir_of_another_config_and_missing_checkpoint(data_dir, tmp_path):
   config = _config("si", data_dir)
-  train._save_config(config, tmp_path)  # pylint: disable=protected-access
-  train._save_config(config, tmp_path)  # the same config again (a resumption) is fine
+  experiment.save_run_config(config, tmp_path)
+  experiment.check_run_config(config, tmp_path)  # the same config again (a resumption) is fine
   other = _config("di", data_dir)
-  with pytest.raises(ValueError, match="holds a run of another config"):
+  with pytest.raises(ValueError, match="another config .*: input.stride: 1 in the run, 6 here"):
     train.train(other, tmp_path)
   with pytest.raises(FileNotFoundError, match="no checkpoint"):
     evaluate.evaluate(config, tmp_path)
+  assert not (tmp_path / "checkpoints").exists()
 
 
 def test_missing_dataset_is_a_clear_error(tmp_path):
