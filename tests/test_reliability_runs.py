@@ -27,20 +27,9 @@ ROOT = Path(__file__).resolve().parents[1]
 CONFIG_FILE = ROOT / "experiments" / "synthetic_four_stream.py"
 sys.path.insert(0, os.fspath(ROOT / "experiments"))
 import synthetic_four_stream  # noqa: E402  pylint: disable=wrong-import-position
+from test_train import _config  # noqa: E402  pylint: disable=wrong-import-position
 
 ENV = dict(os.environ, JAX_PLATFORMS="cpu")
-
-
-def _config(stream: str, data_dir: Path, **fields):
-  config = synthetic_four_stream.get_config(f"stream={stream},runlocal")
-  config.dataset.data_dir = os.fspath(data_dir)
-  for key, value in fields.items():
-    *parents, last = key.split(".")
-    node = config
-    for parent in parents:
-      node = node[parent]
-    node[last] = value
-  return config
 
 
 def _run(*args, env=None):
