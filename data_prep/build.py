@@ -274,7 +274,6 @@ def build_datasets(dataset: str, split: int, manual_dir, data_dir, options: Proc
     download_config = tfds.download.DownloadConfig(
         manual_dir=os.fspath(manual_dir),
         beam_options=None if beam_options is None else _beam_pipeline_options(beam_options))
-    tfds.display_progress_bar(sys.stderr.isatty())  # no cursor codes in log files
     built, rebuilt = {}, {}
     configs = [("frames", f"split{split}")] + [("dynamic_images", f"split{split}_{name}") for name in dynamic]
     skipped = {}

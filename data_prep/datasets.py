@@ -29,6 +29,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from pathlib import Path
+import sys
 
 import numpy as np
 import tensorflow_datasets as tfds
@@ -102,7 +103,23 @@ def jpeg_sequence(channels: int) -> tfds.features.Sequence:
   return tfds.features.Sequence(tfds.features.Image(shape=(None, None, channels), encoding_format="jpeg"))
 
 
-class _VideoBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+class LocalBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+  """A builder of local files (nothing downloads): its own log line instead of TFDS's "Downloading and
+  preparing dataset Unknown size (download: Unknown size, ...)", and progress bars only on a terminal
+  (in a log file they are cursor codes once a second)."""
+
+  def download_and_prepare(self, *args, **kwargs):
+    tfds.display_progress_bar(sys.stderr.isatty())
+    return super().download_and_prepare(*args, **kwargs)
+
+  def _log_download_bytes(self) -> None:
+    print(f"Writing {self.info.full_name} into {os.fspath(self.data_dir_root)!r}")
+
+  def _log_download_done(self) -> None:
+    pass  # the line above and the caller's report say it all
+
+
+class _VideoBuilder(LocalBuilder, skip_registration=True):
   """What the frames and dynamic-image builders share: the manual_dir layout, splits, cache and Beam."""
 
   DATASET = ""  # "ucf101" or "hmdb51"
@@ -149,14 +166,6 @@ class _VideoBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
       metadata["videos"] = sorted(self.written)
       metadata["left_out"] = {video: reason for video, reason in sorted(self.skipped.items())
                               if cache.status(video) == "done"}
-
-  def _log_download_bytes(self) -> None:
-    # TFDS's line reads "Downloading and preparing dataset Unknown size (download: Unknown size, ...)":
-    # nothing is downloaded here and the size is not known before the videos are read.
-    print(f"Writing {self.info.full_name} into {os.fspath(self.data_dir_root)!r}")
-
-  def _log_download_done(self) -> None:
-    pass  # the line above and `data_prep.build`'s report say it all
 
   def _split_generators(self, dl_manager):
     video_root, split_dir = dataset_layout(self.DATASET, dl_manager.manual_dir)

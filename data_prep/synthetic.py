@@ -43,7 +43,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from data_prep import flow as flow_lib
-from data_prep.datasets import frames_features
+from data_prep.datasets import LocalBuilder, frames_features
 from data_prep.jpeg import encode_jpeg
 from data_prep.process import ProcessOptions, encode_flow
 
@@ -318,7 +318,7 @@ class SyntheticMotionConfig(tfds.core.BuilderConfig):
     _check_noise(self.noise)
 
 
-class SyntheticMotion(tfds.core.GeneratorBasedBuilder):
+class SyntheticMotion(LocalBuilder):
   """The synthetic motion benchmark as frames + flow, with the features of `ucf101_frames`."""
 
   VERSION = tfds.core.Version("1.0.0")

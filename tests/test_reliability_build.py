@@ -208,3 +208,15 @@ def test_the_processes_of_one_training_run_wait_for_the_lock_instead(tmp_path):
   with build._lock(tmp_path, "ucf101", wait=True):  # pylint: disable=protected-access
     assert time.monotonic() - start > 0.5  # it waited for the holder to end
   holder.wait()
+
+
+def test_the_synthetic_build_is_quiet_in_a_log_file(tmp_path):
+  # Before: TFDS's "Downloading and preparing dataset Unknown size" and progress bars (carriage returns
+  # and cursor codes) in the main job's log.
+  code = f"from data_prep import synthetic; synthetic.build({os.fspath(tmp_path)!r}, 'tiny')"
+  result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          cwd=Path(__file__).resolve().parents[1])
+  assert result.returncode == 0, result.stderr
+  output = result.stdout + result.stderr
+  assert "Writing synthetic_motion/tiny/1.0.0 into" in result.stdout
+  assert "Unknown size" not in output and "\r" not in output and "\x1b[" not in output
