@@ -103,6 +103,22 @@ def test_readme_training_and_evaluation_commands_run_without_warnings(data_dir, 
   assert saved["optim"]["learning_rates"] == [0.05, 0.05, 0.005]
 
 
+def test_every_sweep_command_of_the_readme_parses_and_lists_its_points(tmp_path):
+  # The paper's tables need UCF101/HMDB51 and ImageNet weights to run: `--print` builds and checks every
+  # point's config from the command line as written and prints its train and evaluate commands.
+  text = (ROOT / "README.md").read_text()
+  commands = sorted(set(re.findall(r"`(python -m arp_jax\.sweep experiments/[^`]+)`", text)))
+  assert len(commands) >= 8, commands
+  for command in commands:
+    args = [a.replace("runs/", f"{tmp_path}/runs/") for a in shlex.split(command)[1:]]
+    result = _run(*args, "--print")
+    assert result.returncode == 0, (command, result.stderr[-2000:])
+    printed = result.stdout.splitlines()
+    assert printed and all(" -m arp_jax.train " in line or " -m arp_jax.evaluate " in line
+                           for line in printed), (command, result.stdout[:500])
+  assert not (tmp_path / "runs").exists()  # printing runs nothing
+
+
 def test_list_fields_are_overridable_as_literals_and_bad_ones_are_one_line(tmp_path):
   result = _run("-m", "arp_jax.train", f"--config={CONFIG_FILE}:stream=di,runlocal",
                 f"--workdir={tmp_path / 'w'}", "--config.input.scales=[64, 48]",
