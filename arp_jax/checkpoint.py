@@ -58,15 +58,16 @@ def _unread_orbax_task(record) -> bool:
 class Manager:
   """Saves and restores (train state, data iterator) under `directory`."""
 
-  def __init__(self, directory, keep: int = 3, every: int = 1000):
-    """Raises ValueError for keep < 1 or every < 1."""
+  def __init__(self, directory, keep: int = 3, every: int = 1000, create: bool = True):
+    """`create`: make `directory` if it does not exist (False for a reader such as evaluation, which must
+    not leave an empty folder behind). Raises ValueError for keep < 1 or every < 1."""
     for name, value in (("keep", keep), ("every", every)):
       if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{name} is {value!r}; expected an int >= 1")
     self.directory = Path(os.fspath(directory)).absolute()
     self.every = every
     # The period is applied here: Orbax's own save_interval_steps also saves the first step it is given.
-    options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True)
+    options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=create)
     self._manager = ocp.CheckpointManager(self.directory, options=options)
 
   @property

@@ -128,19 +128,18 @@ def evaluate(config, workdir) -> dict:
   workdir = Path(os.fspath(workdir)).absolute()
   experiment.check_run_config(config, workdir, evaluation=True)
   experiment.local_batch_size(config.eval.batch_size, "eval.batch_size")
-  checkpoints = workdir / "checkpoints"
-  if not any(path.name.isdigit() for path in (checkpoints.iterdir() if checkpoints.is_dir() else ())):
-    raise FileNotFoundError(f"no checkpoint in {checkpoints}; train first (python -m arp_jax.train with the "
-                            "same --config and --workdir)")
-  experiment.ensure_dataset(config, workdir)
-  info = experiment.dataset_info(config, workdir)
-  mesh = data_mesh()
-  network = experiment.model(config, info.num_classes)
-  # Shapes only: the checkpoint's arrays are read straight into their replicated place on the mesh.
-  replicated = NamedSharding(mesh, PartitionSpec())
-  shapes = jax.eval_shape(lambda: experiment.initial_variables(config, network, pretrained=False))
-  abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=replicated), shapes)
-  with checkpoint.Manager(checkpoints) as manager:
+  with checkpoint.Manager(workdir / "checkpoints", create=False) as manager:
+    if manager.latest_step is None:  # before the dataset is prepared or anything is written
+      raise FileNotFoundError(f"no checkpoint in {manager.directory}; train first (python -m arp_jax.train "
+                              "with the same --config and --workdir)")
+    experiment.ensure_dataset(config, workdir)
+    info = experiment.dataset_info(config, workdir)
+    mesh = data_mesh()
+    network = experiment.model(config, info.num_classes)
+    # Shapes only: the checkpoint's arrays are read straight into their replicated place on the mesh.
+    replicated = NamedSharding(mesh, PartitionSpec())
+    shapes = jax.eval_shape(lambda: experiment.initial_variables(config, network, pretrained=False))
+    abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=replicated), shapes)
     variables, step = manager.restore_variables(
         {"params": abstract["params"], "batch_stats": abstract.get("batch_stats", {})})
 

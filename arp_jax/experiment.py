@@ -52,6 +52,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 import dataclasses
+import json
 import math
 import os
 from pathlib import Path
@@ -457,20 +458,10 @@ _EVALUATION_ONLY = ("eval.aggregate",)
 _BEFORE_FIELD = {"input.short_side": 0, "input.convention": "reference"}
 
 
-def _flat(tree: Mapping, prefix: str = "") -> dict:
-  out = {}
-  for key, value in tree.items():
-    if isinstance(value, Mapping):
-      out.update(_flat(value, f"{prefix}{key}."))
-    else:
-      out[f"{prefix}{key}"] = value
-  return out
-
-
 def _result_fields(saved: Mapping, evaluation: bool) -> dict:
   """The flat fields of a config dict (`to_dict`'s) that change a run's result (evaluation's, or
   training's), normalised so that equal results compare equal."""
-  flat = {**_BEFORE_FIELD, **_flat(saved)}
+  flat = {**_BEFORE_FIELD, **traverse_util.flatten_dict(saved, sep=".")}
   if flat["input.convention"] == AUTO and not flat.get("init_from"):
     flat["input.convention"] = "reference"  # what "auto" means without init_from
   flat["init_from"] = bool(flat.get("init_from"))
@@ -497,7 +488,6 @@ def check_run_config(config, workdir, evaluation: bool = False) -> None:
   path = Path(os.fspath(workdir)) / RUN_CONFIG_FILE
   if not path.exists():
     return
-  import json  # pylint: disable=import-outside-toplevel
   differences = run_config_differences(json.loads(path.read_text()), config, evaluation)
   if differences:
     raise ValueError(f"{workdir} holds a run of another config ({path}): {'; '.join(differences)}; use "
@@ -508,7 +498,6 @@ def save_run_config(config, workdir) -> None:
   """Writes `config` as <workdir>/config.json (atomically, on process 0): the config of the run there."""
   if jax.process_index() != 0:
     return
-  import json  # pylint: disable=import-outside-toplevel
   path = Path(os.fspath(workdir)) / RUN_CONFIG_FILE
   tmp = path.with_suffix(".tmp")
   tmp.write_text(json.dumps(to_dict(config), indent=2, sort_keys=True) + "\n")
