@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from arp_jax.pooling import _checks
+from arp_jax import checks
 
 
 def to_image(x) -> jax.Array:
@@ -34,12 +34,12 @@ def to_image(x) -> jax.Array:
       min-max is undefined. Under `jax.jit` the values cannot be checked: NaN then propagates and the
       affected output is an unspecified uint8 value.
   """
-  _checks.check_real_dtype(x, "x")
+  checks.check_real_dtype(x, "x")
   if np.size(x) == 0:
     raise ValueError(f"x is empty (shape {tuple(np.shape(x))}); expected at least one value to scale")
   # NumPy input is checked in its own dtype: float64 values beyond float32's range are finite.
   host = isinstance(x, (np.ndarray, np.generic))
-  if _checks.is_concrete(x) and not bool((np if host else jnp).isfinite(x).all()):
+  if checks.is_concrete(x) and not bool((np if host else jnp).isfinite(x).all()):
     raise ValueError("x holds NaN or infinity; min-max scaling to 0..255 needs finite values")
   if host and np.asarray(x).dtype == np.float64 and np.abs(x).max() > np.finfo(np.float32).max:
     with np.errstate(over="ignore"):  # the overflowing branch of a range wider than float64's maximum

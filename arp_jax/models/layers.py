@@ -17,7 +17,7 @@ import jax
 from jax import lax
 import jax.numpy as jnp
 
-from arp_jax.pooling import _checks
+from arp_jax import checks
 
 # New classifiers (a fresh fc8 / fc for another dataset): 0.01 * N(0, 1) weights and zero bias, the
 # reference initialisation of a replaced last layer.
@@ -46,7 +46,7 @@ def boundary_range(boundaries: Sequence[str], start: str | None, stop: str | Non
 def check_feature_map(x, name: str, model: str, channels: int | None = None) -> None:
   """TypeError unless `x` is a real-valued array; ValueError unless it is [B, H, W, C] (with C ==
   `channels` when given)."""
-  _checks.check_real_dtype(x, f"{model}: {name}")
+  checks.check_real_dtype(x, f"{model}: {name}")
   if x.ndim != 4:
     raise ValueError(f"{model}: {name} has shape {tuple(x.shape)}; expected [B, H, W, C] (channels last)")
   if channels is not None and x.shape[-1] != channels:

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 import jax
 import jax.numpy as jnp
 
-from arp_jax.pooling import _checks
+from arp_jax import checks
 
 KINDS = {"pp1": 1, "pp2": 2}  # kind -> number of temporal layers
 
@@ -66,7 +66,7 @@ def parametric_pooling(x, layers: Mapping[str, Mapping], axis: int = 0,
     float32 with the time axis removed. A ReLU follows every layer but the last, and the last too with
     `final_relu`. Differentiable in `x` and in the parameters.
   """
-  axis, window = _checks.check_time_axis(x, axis, "x")
+  axis, window = checks.check_time_axis(x, axis, "x")
   layers = [layers[name] for name in sorted(layers, key=lambda name: int(name.removeprefix("layer")))]
   if not layers:
     raise ValueError("layers is empty; expected the 1 (PP1) or 2 (PP2) temporal layers")
@@ -75,7 +75,7 @@ def parametric_pooling(x, layers: Mapping[str, Mapping], axis: int = 0,
                      f"{layers[0]['kernel'].shape[0]} (parametric pooling needs a fixed window)")
   if layers[-1]["kernel"].shape[-1] != 1:
     raise ValueError(f"the last temporal layer has {layers[-1]['kernel'].shape[-1]} outputs; expected 1")
-  h = jnp.moveaxis(_checks.as_float32(x, "x"), axis, -1)  # [..., window]: a fully-connected layer over time
+  h = jnp.moveaxis(checks.as_float32(x, "x"), axis, -1)  # [..., window]: a fully-connected layer over time
   for i, layer in enumerate(layers):
     h = h @ layer["kernel"].astype(jnp.float32) + layer["bias"].astype(jnp.float32)
     if i < len(layers) - 1 or final_relu:

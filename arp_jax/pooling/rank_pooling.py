@@ -41,7 +41,7 @@ import jax.scipy.linalg
 from jax import lax
 import numpy as np
 
-from arp_jax.pooling import _checks
+from arp_jax import checks
 from arp_jax.pooling import _cpu_jit
 
 OBJECTIVES = ("svr", "ranksvm")
@@ -98,14 +98,14 @@ def _positive_int(value, name: str) -> int:
 
 def _check_features(features, name: str = "features") -> int:
   """T of `features` [..., T, D]; errors for a wrong rank, dtype or an empty time axis."""
-  _checks.check_real_dtype(features, name)
+  checks.check_real_dtype(features, name)
   if np.ndim(features) < 2:
     raise ValueError(
         f"{name} has {np.ndim(features)} dimensions; expected [..., T, D] (time, then feature vector)")
   if features.shape[-1] == 0:
     raise ValueError(f"{name} has shape {tuple(features.shape)}: feature vectors of size D = 0; expected "
                      "[..., T, D] with D >= 1")
-  return _checks.check_time_axis(features, -2, name)[1]
+  return checks.check_time_axis(features, -2, name)[1]
 
 
 def _check_lengths(lengths, batch_shape: tuple[int, ...], T: int):
@@ -119,14 +119,14 @@ def _check_lengths(lengths, batch_shape: tuple[int, ...], T: int):
     return None
   if getattr(lengths, "dtype", None) is None:
     lengths = np.asarray(lengths)  # a list or tuple, as `pool` takes
-  _checks.check_real_dtype(lengths, "lengths")
+  checks.check_real_dtype(lengths, "lengths")
   if not jnp.issubdtype(lengths.dtype, jnp.integer):
     raise TypeError(f"lengths has dtype {lengths.dtype}; expected integers (one frame count per sequence)")
   if tuple(lengths.shape) != tuple(batch_shape):
     raise ValueError(
         f"lengths has shape {tuple(lengths.shape)}; expected {tuple(batch_shape)}, the leading dimensions "
         "of features [..., T, D] (one length per sequence)")
-  if _checks.is_concrete(lengths):
+  if checks.is_concrete(lengths):
     values = np.asarray(lengths)
     if values.size and (values.min() < 1 or values.max() > T):
       raise ValueError(
@@ -690,7 +690,7 @@ def rank_pool_pixels(frames, C=10.0, epsilon=0.1, *, order="paper", normalize=Tr
   """
   if order not in RP_ORDERS:
     raise ValueError(f"order is {order!r}; expected one of {RP_ORDERS}")
-  _checks.check_real_dtype(frames, "frames")
+  checks.check_real_dtype(frames, "frames")
   if np.ndim(frames) < 4:
     raise ValueError(f"frames has {np.ndim(frames)} dimensions; expected [..., T, H, W, C]")
   *batch, T, H, W, channels = frames.shape
@@ -729,7 +729,7 @@ def ranking_accuracy(d, features, lengths=None) -> jax.Array:
   Returns:
     float32 [...] in [0, 1]. Ties count as wrong.
   """
-  _checks.check_real_dtype(d, "d")
+  checks.check_real_dtype(d, "d")
   T = _check_features(features)
   if T < 2:
     raise ValueError(f"features has T = {T} frame; ranking accuracy needs T >= 2 (it counts pairs q > t)")
@@ -745,7 +745,7 @@ def ranking_accuracy(d, features, lengths=None) -> jax.Array:
         f"d [..., D] has leading shape {tuple(d.shape[:-1])} and features [..., T, D] has "
         f"{tuple(features.shape[:-2])}; they must broadcast") from None
   if lengths is not None:
-    _checks.check_real_dtype(lengths, "lengths")
+    checks.check_real_dtype(lengths, "lengths")
     if not jnp.issubdtype(lengths.dtype, jnp.integer):
       raise TypeError(f"lengths has dtype {lengths.dtype}; expected integers (one frame count per sequence)")
     try:

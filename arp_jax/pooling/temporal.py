@@ -17,7 +17,7 @@ from jax import lax
 import jax.numpy as jnp
 import numpy as np
 
-from arp_jax.pooling import _checks
+from arp_jax import checks
 from arp_jax.pooling import arp
 from arp_jax.pooling.rank_pooling import rank_pool, rank_pool_pixels
 from arp_jax.pooling import windows as windows_lib
@@ -104,8 +104,8 @@ def pool(frames, method: str = "arp", *, axis: int = 0, window: int | None = Non
     raise ValueError(f"unknown pooling method {method!r}; expected one of {METHODS}")
   if nan_policy not in NAN_POLICIES:
     raise ValueError(f"unknown nan_policy {nan_policy!r}; expected one of {NAN_POLICIES}")
-  _checks.check_real_dtype(frames, "frames")
-  axis, T = _checks.check_time_axis(frames, axis, "frames")
+  checks.check_real_dtype(frames, "frames")
+  axis, T = checks.check_time_axis(frames, axis, "frames")
   if method == "mhi":
     _check_mhi_number(mhi_threshold, "mhi_threshold", positive=False)
     if mhi_duration is not None:
@@ -117,7 +117,7 @@ def pool(frames, method: str = "arp", *, axis: int = 0, window: int | None = Non
   elif stride is not None or start != 0 or tail != "pad":
     raise ValueError("stride, start and tail need window=...; without a window the whole video is pooled")
   if nan_policy == "raise":
-    _checks.check_finite(frames, "frames", axis)
+    checks.check_finite(frames, "frames", axis)
   frames = jnp.asarray(frames)
   channel = _channel_offset(mhi_channel_axis, frames.ndim, axis) if method == "mhi" else None
 
@@ -129,7 +129,7 @@ def pool(frames, method: str = "arp", *, axis: int = 0, window: int | None = Non
   elif num_segments is not None or max_length is not None:
     raise ValueError("num_segments and max_length go with segment_ids")
   elif lengths is not None:
-    lengths = _check_lengths(lengths, frames.shape[:axis], T)
+    lengths = checks.check_lengths(lengths, frames.shape[:axis], T)
 
   batch, frame_shape = frames.shape[:axis], frames.shape[axis + 1:]
   x = frames.reshape((math.prod(batch), T) + frame_shape)  # free: the batch axes lead
@@ -328,30 +328,11 @@ def _channel_offset(channel_axis, ndim: int, time_axis: int) -> int | None:
   """The MHI channel axis as a negative offset from the end of the frame (same for clips and windows)."""
   if channel_axis is None:
     return None
-  channel_axis = _checks.normalize_axis(channel_axis, ndim, "frames")
+  channel_axis = checks.normalize_axis(channel_axis, ndim, "frames")
   if channel_axis <= time_axis:
     raise ValueError(f"mhi_channel_axis={channel_axis} must come after the time axis {time_axis} "
                      "(it is an axis of each frame); use None to treat elements alone")
   return channel_axis - ndim
-
-
-def _check_lengths(lengths, batch_shape: tuple[int, ...], T: int):
-  """lengths as an int32 array of `batch_shape`; values checked when concrete."""
-  if getattr(lengths, "dtype", None) is None:
-    lengths = np.asarray(lengths)
-  if not jnp.issubdtype(lengths.dtype, jnp.integer):
-    raise TypeError(f"lengths has dtype {lengths.dtype}; expected integers (frames per video)")
-  if tuple(lengths.shape) != tuple(batch_shape):
-    raise ValueError(f"lengths has shape {tuple(lengths.shape)}; expected {tuple(batch_shape)}, one "
-                     "length per video (the frames' axes before the time axis)")
-  if _checks.is_concrete(lengths):
-    values = np.asarray(lengths).reshape(-1)
-    bad = np.flatnonzero((values < 1) | (values > T))
-    if bad.size:
-      raise ValueError(f"lengths[{bad[0]}] = {values[bad[0]]}; each length must be in 1..{T} (the "
-                       "padded time axis)")
-    return jnp.asarray(lengths, jnp.int32)
-  return jnp.clip(jnp.asarray(lengths, jnp.int32), 0, T)  # traced: unchecked, so clipped
 
 
 def _segments_to_padded(frames, segment_ids, axis: int, num_segments, max_length):
@@ -368,7 +349,7 @@ def _segments_to_padded(frames, segment_ids, axis: int, num_segments, max_length
     if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer))
                               or value < 1):
       raise ValueError(f"{name}={value!r}; expected an int >= 1")
-  if _checks.is_concrete(segment_ids):
+  if checks.is_concrete(segment_ids):
     ids = np.asarray(segment_ids)
     if ids.min() < 0:
       raise ValueError(f"segment_ids holds {ids.min()}; video ids must be >= 0")

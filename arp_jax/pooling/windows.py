@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from arp_jax.pooling import _checks
+from arp_jax import checks
 
 TAILS = ("pad", "drop")
 
@@ -94,7 +94,7 @@ def window_indices(T: int, window: int, stride: int | None = None, start: int = 
 
 def check_lengths_have_windows(lengths, window: int, stride: int, start: int, tail: str) -> None:
   """ValueError naming the first video of int [B] `lengths` that has no window (only when concrete)."""
-  if not _checks.is_concrete(lengths):
+  if not checks.is_concrete(lengths):
     return
   for b, length in enumerate(np.asarray(lengths)):
     if count_windows(int(length), window, stride, start, tail) == 0:
