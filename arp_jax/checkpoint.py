@@ -29,6 +29,15 @@ import grain
 import jax
 import orbax.checkpoint as ocp
 
+from arp_jax import checks
+
+
+def quiet_logs() -> None:
+  """Orbax logs every step of every save at INFO (absl logging): a command line shows only its warnings;
+  the metrics and the progress bar say what matters."""
+  from absl import logging as absl_logging  # pylint: disable=import-outside-toplevel
+  absl_logging.set_verbosity(absl_logging.WARNING)
+
 
 def _silence_aborted_reads() -> None:
   """When a restore fails, Orbax closes its event loop while TensorStore's threads still read the
@@ -60,10 +69,9 @@ class Manager:
 
   def __init__(self, directory, keep: int = 3, every: int = 1000, create: bool = True):
     """`create`: make `directory` if it does not exist (False for a reader such as evaluation, which must
-    not leave an empty folder behind). Raises ValueError for keep < 1 or every < 1."""
-    for name, value in (("keep", keep), ("every", every)):
-      if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} is {value!r}; expected an int >= 1")
+    not leave an empty folder behind). Raises ValueError for keep < 1 or every < 1 (TypeError: not an
+    int)."""
+    keep, every = checks.check_int(keep, "keep"), checks.check_int(every, "every")
     self.directory = Path(os.fspath(directory)).absolute()
     self.every = every
     # The period is applied here: Orbax's own save_interval_steps also saves the first step it is given.

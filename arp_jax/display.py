@@ -89,7 +89,7 @@ def grid(images, columns: int | None = None) -> jax.Array:
     raise ValueError("images holds no images (S = 0); expected at least one")
   if columns is None:
     columns = math.ceil(math.sqrt(S))
-  if not isinstance(columns, (int, np.integer)) or isinstance(columns, bool) or columns < 1:
+  if not checks.is_int(columns) or columns < 1:
     raise ValueError(f"columns must be a positive int, got {columns!r}")
   columns = int(columns)
   rows = math.ceil(S / columns)

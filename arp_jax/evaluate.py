@@ -1,4 +1,4 @@
-"""Evaluates a trained stream: `python -m arp_jax.evaluate --config FILE.py[:args] --workdir DIR`.
+"""Evaluates a trained stream: `arp-jax evaluate --config FILE.py[:args] --workdir DIR`.
 
 Restores the newest intact checkpoint of DIR (what `arp_jax.train` wrote with the same config: a
 config that differs from DIR/config.json in the network or the test input is refused before anything is
@@ -23,6 +23,7 @@ device, and the scores are gathered on every host; process 0 writes the files.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
@@ -34,7 +35,8 @@ import numpy as np
 from jax.experimental import multihost_utils
 from jax.sharding import NamedSharding, PartitionSpec
 
-from arp_jax import checkpoint, experiment, input_pipeline, metrics, run_flags
+from arp_jax import builders, checkpoint, config as config_lib, metrics, run_config
+from arp_jax.input import CHANNELS, decode_names
 from arp_jax.scores import Scores, save_scores
 from arp_jax.train_step import DATA_AXIS, data_mesh, global_batch
 
@@ -42,40 +44,39 @@ SCORES_FILE = "scores.npz"
 EVAL_FILE = "eval.json"
 
 
-def window_mean_scores(network, variables, frames, lengths, window: int):
+def window_mean_scores(network, variables, frames, num_windows):
   """Per-video log of the mean softmax over its windows, each window classified on its own.
 
   Args:
-    network: a `DynamicImageNetwork` pooling windows of `window` frames.
+    network: a `DynamicImageNetwork`.
     variables: its {"params", "batch_stats"}.
-    frames: [B, S * window, H, W, C], the windows back to back (as the input pipeline emits them).
-    lengths: int [B], real frames; windows starting at or past it are padding and left out.
+    frames: [B, S, tau, H, W, C], the windows of each video (the input pipelines' layout).
+    num_windows: int [B], real windows; the rest are padding and left out.
 
   Returns:
     float32 [B, K].
   """
-  B, L = frames.shape[:2]
-  S = L // window
-  logits = network.apply(variables, frames.reshape((B * S, window) + frames.shape[2:]), train=False)
+  B, S = frames.shape[:2]
+  logits = network.apply(variables, frames.reshape((B * S, 1) + frames.shape[2:]), train=False)
   log_p = jax.nn.log_softmax(logits.astype(jnp.float32)).reshape(B, S, -1)
-  real = jnp.arange(S)[None, :] < -(-lengths // window)[:, None]  # [B, S]
+  real = jnp.arange(S)[None, :] < num_windows[:, None]  # [B, S]
   log_p = jnp.where(real[..., None], log_p, -jnp.inf)
   return jax.nn.logsumexp(log_p, axis=1) - jnp.log(jnp.maximum(real.sum(axis=1), 1))[:, None]
 
 
-def make_eval_step(network, mesh, aggregate: str, window: int):
+def make_eval_step(network, mesh, aggregate: str):
   """The jitted `(variables, batch) -> (scores [B, K], index, valid, label, name)`, all sharded over
-  `mesh` (the batch's own index, valid, label and name pass through, to be gathered with the scores)."""
-  if aggregate not in experiment.AGGREGATES:
-    raise ValueError(f"aggregate is {aggregate!r}; expected one of {experiment.AGGREGATES}")
+  `mesh` (the batch's own index, valid, label and name pass through, to be gathered with the scores).
+
+  aggregate: one of `config.AGGREGATES` (trusted: the config was checked)."""
   replicated = NamedSharding(mesh, PartitionSpec())
   sharded = NamedSharding(mesh, PartitionSpec(DATA_AXIS))
 
   def step(variables, batch):
     if aggregate == "network":
-      scores = network.apply(variables, batch["frames"], train=False, lengths=batch["length"])
+      scores = network.apply(variables, batch["frames"], train=False, num_windows=batch["windows"])
     else:
-      scores = window_mean_scores(network, variables, batch["frames"], batch["length"], window)
+      scores = window_mean_scores(network, variables, batch["frames"], batch["windows"])
     return scores.astype(jnp.float32), batch["index"], batch["valid"], batch["label"], batch["name"]
 
   return jax.jit(step, in_shardings=(replicated, sharded), out_shardings=sharded)
@@ -95,10 +96,13 @@ def score_videos(config, workdir, network, variables, mesh, num_test: int):
   Raises:
     RuntimeError: a test video was scored twice or never (the sharding or padding went wrong).
   """
-  window = 1 if config.input.offline else config.input.window
-  step = make_eval_step(network, mesh, config.eval.aggregate, window)
+  step = make_eval_step(network, mesh, config.eval.aggregate)
+  batches = builders.input_pipeline(
+      config.input, builders.source(config, workdir, train=False), train=False,
+      batch_size=builders.local_batch_size(config.eval.batch_size, "eval.batch_size"), seed=config.seed,
+      convention=builders.input_convention(config))
   parts = []
-  for batch in experiment.dataset(config, workdir, train=False):
+  for batch in batches:
     scores, index, valid, label, name = (_gather(x) for x in step(variables, global_batch(batch, mesh)))
     parts.append((index[valid], label[valid], scores[valid], name[valid]))
   index, label, scores, names = (np.concatenate(x) for x in zip(*parts))
@@ -108,7 +112,7 @@ def score_videos(config, workdir, network, variables, mesh, num_test: int):
     raise RuntimeError(f"test videos {bad.tolist()} were scored {counts[bad].tolist()} times; expected each "
                        f"of the {num_test} exactly once")
   order = np.argsort(index)
-  return index[order], label[order], scores[order], input_pipeline.decode_names(names[order])
+  return index[order], label[order], scores[order], decode_names(names[order])
 
 
 def evaluate(config, workdir) -> dict:
@@ -122,23 +126,22 @@ def evaluate(config, workdir) -> dict:
   Raises:
     FileNotFoundError: no checkpoint in workdir (train first) or the dataset is not prepared.
     ValueError: an invalid config, or one that differs from the run's config.json in the trained network
-      or the test input (`experiment.check_run_config`).
+      or the test input (`run_config.check_run_config`).
   """
-  experiment.check_config(config)
+  config_lib.check_config(config)
   workdir = Path(os.fspath(workdir)).absolute()
-  experiment.check_run_config(config, workdir, evaluation=True)
-  experiment.local_batch_size(config.eval.batch_size, "eval.batch_size")
+  run_config.check_run_config(config, workdir, evaluation=True)
+  builders.local_batch_size(config.eval.batch_size, "eval.batch_size")
   with checkpoint.Manager(workdir / "checkpoints", create=False) as manager:
-    if manager.latest_step is None:  # before the dataset is prepared or anything is written
-      raise FileNotFoundError(f"no checkpoint in {manager.directory}; train first (python -m arp_jax.train "
-                              "with the same --config and --workdir)")
-    experiment.ensure_dataset(config, workdir)
-    info = experiment.dataset_info(config, workdir)
+    if manager.latest_step is None:  # before anything is read or written
+      raise FileNotFoundError(f"no checkpoint in {manager.directory}; train first (arp-jax train with the "
+                              "same --config and --workdir)")
+    info = builders.dataset_info(config, workdir)
     mesh = data_mesh()
-    network = experiment.model(config, info.num_classes)
+    network = builders.model(config.model, info.num_classes, CHANNELS[config.input.modality])
     # Shapes only: the checkpoint's arrays are read straight into their replicated place on the mesh.
     replicated = NamedSharding(mesh, PartitionSpec())
-    shapes = jax.eval_shape(lambda: experiment.initial_variables(config, network, pretrained=False))
+    shapes = jax.eval_shape(lambda: builders.initial_variables(config, network, use_pretrained=False))
     abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=replicated), shapes)
     variables, step = manager.restore_variables(
         {"params": abstract["params"], "batch_stats": abstract.get("batch_stats", {})})
@@ -174,12 +177,25 @@ def summary(report: dict) -> str:
           f"weakest classes: " + ", ".join(f"{n} {100 * a:.1f} %" for a, n in worst))
 
 
-def _main(config, workdir: str) -> None:
-  report = evaluate(config, workdir)
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+  config_lib.add_arguments(parser, "folder of the trained run (its checkpoints); scores.npz and eval.json "
+                           "go there")
+
+
+def run(args: argparse.Namespace) -> int:
+  """`arp-jax evaluate`: the summary on stderr, the accuracies as one JSON line. A user's mistake (a bad
+  config, no checkpoint, a missing dataset) is a ValueError or FileNotFoundError: one line, status 2."""
+  config = config_lib.from_args(args)
+  checkpoint.quiet_logs()
+  if args.distributed:
+    jax.distributed.initialize()
+  report = evaluate(config, args.workdir)
   if jax.process_index() == 0:
     print(summary(report), file=sys.stderr)
     print(json.dumps({k: report[k] for k in ("step", "num_videos", "top1", "mean_class_accuracy")}))
+  return 0
 
 
 if __name__ == "__main__":
-  run_flags.run(_main, "folder of the trained run (its checkpoints); scores.npz and eval.json go there")
+  from arp_jax import cli  # pylint: disable=import-outside-toplevel
+  sys.exit(cli.main(["evaluate", *sys.argv[1:]]))

@@ -10,7 +10,7 @@ state or the interactive backend, so it works headless and in threads.
 
 Optical flow is shown with the usual colour coding (as in the Middlebury benchmark and OpenCV's
 tutorial): hue = direction of the displacement (u, v), value = its magnitude, full saturation. Image
-coordinates: u is positive to the right and v downwards (`data_prep.flow`), so rightward motion is red
+coordinates: u is positive to the right and v downwards (`arp_jax.flow`), so rightward motion is red
 (hue 0 deg), downward yellow-green (90 deg), leftward cyan (180 deg), upward violet (270 deg), and no
 motion black.
 """
@@ -26,6 +26,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from arp_jax.checks import is_int
 from arp_jax.display import to_image
 from arp_jax.pooling import arp_weights, pool
 
@@ -57,7 +58,7 @@ def flow_to_rgb(flow, max_magnitude: float | None = None) -> np.ndarray:
   (upward) 270. The value is `min(|(u, v)| / max_magnitude, 1)`, so zero motion is black.
 
   Args:
-    flow: `[H, W, 2]` real array of displacements (u, v), e.g. one field of `data_prep.flow.compute_flow`
+    flow: `[H, W, 2]` real array of displacements (u, v), e.g. one field of `arp_jax.flow.compute_flow`
       or the dynamic optical flow (ARP of the fields).
     max_magnitude: the magnitude shown at full brightness; larger ones are clipped. None: the largest
       magnitude of `flow`. A field that is zero everywhere (or max_magnitude 0) is black.
@@ -132,7 +133,7 @@ def _clip(frames: np.ndarray, window: int | None) -> np.ndarray:
   T = frames.shape[0]
   if window is None:
     return frames
-  if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 2:
+  if not is_int(window) or window < 2:
     raise ValueError(f"window is {window!r}; expected an int >= 2 (frames per clip) or None (all frames)")
   if window >= T:
     return frames
@@ -157,7 +158,7 @@ def video_panels(frames, *, flow_method: str = "farneback",
     frames: `uint8 [T, H, W, 3]` RGB, T >= 2 (or real values on the 0..255 scale; rounded to uint8 for
       the RGB and flow panels, pooled as they are for the dynamic image).
     flow_method: "farneback" (fast, the default), "tvl1" (the paper's, slow) or "dis"; see
-      `data_prep.flow.compute_flow`.
+      `arp_jax.flow.compute_flow`.
     window: frames to use, the `window` consecutive frames centred on the middle of the video; None
       (default) uses every frame, like the dynamic images of Fig. 1.
 
@@ -169,7 +170,7 @@ def video_panels(frames, *, flow_method: str = "farneback",
       is unknown.
   """
   # Imported here: data_prep pulls in OpenCV, which only the flow panels need.
-  from data_prep.flow import compute_flow
+  from arp_jax.flow import compute_flow
 
   frames = _clip(_check_frames(frames), window)
   T = frames.shape[0]
@@ -223,12 +224,13 @@ def video_figure(frames, *, flow_method: str = "farneback", window: int | None =
   return fig
 
 
-def _check_lengths(lengths) -> tuple[int, ...]:
+def _check_plot_lengths(lengths) -> tuple[int, ...]:
+  """The video lengths T of `weights_figure` as ints, or ValueError."""
   lengths = tuple(lengths)
   if not lengths:
     raise ValueError("lengths is empty; expected at least one video length T, e.g. (5, 10, 20)")
   for T in lengths:
-    if isinstance(T, bool) or not isinstance(T, (int, np.integer)) or T < 1:
+    if not is_int(T) or T < 1:
       raise ValueError(f"lengths holds {T!r}; expected positive ints (frames per video), e.g. (5, 10, 20)")
   return tuple(int(T) for T in lengths)
 
@@ -255,7 +257,7 @@ def weights_figure(lengths: Sequence[int] = PAPER_LENGTHS,
     ValueError: lengths is empty or holds a non-positive or non-int value, variants is empty or holds an
       unknown name.
   """
-  lengths = _check_lengths(lengths)
+  lengths = _check_plot_lengths(lengths)
   variants = tuple(variants)
   if not variants or any(variant not in VARIANT_EQUATIONS for variant in variants):
     raise ValueError(

@@ -7,8 +7,8 @@ streams video by video (by name, whatever order each was written in), then takes
 the per-video softmax probabilities (default) or of the raw logits (`use_logits=True`).
 
 Command line:
-  python -m arp_jax.fuse SI.npz DI.npz OF.npz DOF.npz [--names SI,DI,OF,DOF] [--weights 1,1,2,2]
-                         [--logits] [--output fused.npz]
+  arp-jax fuse SI.npz DI.npz OF.npz DOF.npz [--names SI,DI,OF,DOF] [--weights 1,1,2,2]
+               [--logits] [--output fused.npz]
 prints one line per stream and per combination of streams (singles, then pairs, ..., then all), with mean
 class accuracy and top-1 accuracy in percent, and with --output saves the fusion of all the streams.
 """
@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from arp_jax import metrics
+from arp_jax import cli, metrics
 from arp_jax.scores import Scores, load_scores, save_scores
 
 # How many differing video names an error message lists before "...".
@@ -231,24 +231,13 @@ def format_table(rows: Sequence[tuple[str, float, float]]) -> str:
   return "\n".join(lines)
 
 
-class _UsageError(ValueError):
-  """A bad command line; `main` prints it as one `error: ...` line and returns 2."""
-
-
-class _Parser(argparse.ArgumentParser):
-  """ArgumentParser that raises instead of printing the usage and exiting, so `main` can return 2."""
-
-  def error(self, message):
-    raise _UsageError(message)
-
-
 def _split(text: str | None, count: int, option: str) -> list[str] | None:
   """The comma-separated items of an option, checked to be `count` non-empty items."""
   if text is None:
     return None
   items = [item.strip() for item in text.split(",")]
   if len(items) != count or not all(items):
-    raise _UsageError(f"{option} {text!r} has {len(items)} comma-separated item(s); expected {count} "
+    raise cli.UsageError(f"{option} {text!r} has {len(items)} comma-separated item(s); expected {count} "
                       "non-empty items, one per scores file")
   return items
 
@@ -259,10 +248,10 @@ def _stream_names(files: list[str], names_option: str | None) -> list[str]:
     names = [Path(file).stem for file in files]
     if len(set(names)) != len(names):
       twice = next(name for name in names if names.count(name) > 1)
-      raise _UsageError(f"two scores files have the same name stem {twice!r}; name the streams with --names "
+      raise cli.UsageError(f"two scores files have the same name stem {twice!r}; name the streams with --names "
                         "(e.g. --names SI,DI,OF,DOF)")
   elif len(set(names)) != len(names):
-    raise _UsageError(f"--names {names_option!r} repeats a name; expected distinct stream names")
+    raise cli.UsageError(f"--names {names_option!r} repeats a name; expected distinct stream names")
   return names
 
 
@@ -273,36 +262,34 @@ def _weights(weights_option: str | None, count: int) -> list[float] | None:
   try:
     values = [float(item) for item in items]
   except ValueError:
-    raise _UsageError(f"--weights {weights_option!r} is not a list of numbers; expected e.g. "
+    raise cli.UsageError(f"--weights {weights_option!r} is not a list of numbers; expected e.g. "
                       "1,1,2,2") from None
   if not all(math.isfinite(v) and v > 0 for v in values):
-    raise _UsageError(f"--weights {weights_option!r}; expected finite positive numbers")
+    raise cli.UsageError(f"--weights {weights_option!r}; expected finite positive numbers")
   return values
 
 
 def _check_output(output: str) -> None:
-  """_UsageError unless a scores file can be written at `output`: checked before the work, so that a typo
+  """UsageError unless a scores file can be written at `output`: checked before the work, so that a typo
   or a read-only folder does not come after the table."""
   path = Path(output)
   if path.is_dir():
-    raise _UsageError(f"--output {output!r} is a folder; expected the path of a file to write, e.g. fused.npz")
+    raise cli.UsageError(f"--output {output!r} is a folder; expected the path of a file to write, e.g. fused.npz")
   folder = path.resolve().parent
   if not folder.is_dir():
-    raise _UsageError(f"the folder of --output {output!r} does not exist; expected an existing folder")
+    raise cli.UsageError(f"the folder of --output {output!r} does not exist; expected an existing folder")
   try:
     # Creating a file is the one test that holds for permissions, read-only mounts and /proc alike.
     with tempfile.TemporaryFile(dir=folder):
       pass
   except OSError as error:
-    raise _UsageError(f"cannot write in the folder {str(folder)!r} of --output {output!r} "
+    raise cli.UsageError(f"cannot write in the folder {str(folder)!r} of --output {output!r} "
                       f"({error.strerror or error}); expected a folder where a file can be created") from None
 
 
-def build_parser() -> argparse.ArgumentParser:
-  """The parser of `python -m arp_jax.fuse`."""
-  parser = _Parser(prog="python -m arp_jax.fuse",
-                   description="Fuse per-video scores of several streams (e.g. SI, DI, OF, DOF) and print "
-                               "the accuracy of every stream and of every combination of streams.")
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+  parser.description = ("Fuse per-video scores of several streams (e.g. SI, DI, OF, DOF) and print the "
+                        "accuracy of every stream and of every combination of streams.")
   parser.add_argument("files", nargs="+", metavar="SCORES.npz", help="scores files written by evaluation")
   parser.add_argument("--names", metavar="A,B,...",
                       help="stream names, comma-separated (default: file stems)")
@@ -312,34 +299,28 @@ def build_parser() -> argparse.ArgumentParser:
   parser.add_argument("--logits", action="store_true",
                       help="average raw logits instead of softmax probabilities")
   parser.add_argument("--output", metavar="FUSED.npz", help="save the fusion of all streams here")
-  return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-  """Entry point of `python -m arp_jax.fuse`; `argv` defaults to `sys.argv[1:]`. Returns the exit status:
-  0, or 2 after printing `error: ...` to stderr for a bad command line (an --output that cannot be written
-  included), a missing, damaged or folder scores file, or streams that do not match."""
-  try:
-    args = build_parser().parse_args(argv)
-    names = _stream_names(args.files, args.names)
-    weights = _weights(args.weights, len(args.files))
-    if args.output is not None:
-      _check_output(args.output)
-    streams = {name: load_scores(file) for name, file in zip(names, args.files)}
-    rows = combinations_table(streams, weights=weights, use_logits=args.logits)
-    print(format_table(rows))
-    if args.output is not None:
-      fused = fuse(list(streams.values()), weights=weights, use_logits=args.logits, stream_names=names)
-      path = save_scores(args.output, fused)
-      print(f"wrote {path} (fusion of {' + '.join(names)}, {fused.num_videos} videos)")
-    return 0
-  except SystemExit as exit_:
-    # argparse exits by itself only for --help (errors go through `_Parser.error`).
-    return exit_.code if isinstance(exit_.code, int) else 0
-  except (ValueError, FileNotFoundError) as error:
-    print(f"error: {error}", file=sys.stderr)
-    return 2
+def run(args: argparse.Namespace) -> int:
+  """Prints the table of every combination and, with --output, saves the fusion of all the streams.
+
+  User mistakes raise UsageError, ValueError or FileNotFoundError (`cli.main` prints them as one line and
+  returns 2): a bad option (an --output that cannot be written included), a missing, damaged or folder
+  scores file, or streams that do not match.
+  """
+  names = _stream_names(args.files, args.names)
+  weights = _weights(args.weights, len(args.files))
+  if args.output is not None:
+    _check_output(args.output)
+  streams = {name: load_scores(file) for name, file in zip(names, args.files)}
+  rows = combinations_table(streams, weights=weights, use_logits=args.logits)
+  print(format_table(rows))
+  if args.output is not None:
+    fused = fuse(list(streams.values()), weights=weights, use_logits=args.logits, stream_names=names)
+    path = save_scores(args.output, fused)
+    print(f"wrote {path} (fusion of {' + '.join(names)}, {fused.num_videos} videos)")
+  return 0
 
 
 if __name__ == "__main__":
-  sys.exit(main())
+  sys.exit(cli.main(["fuse", *sys.argv[1:]]))

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from arp_jax.checks import is_int
+
 
 def _check_scores(scores, what: str = "scores") -> np.ndarray:
   """`scores` as float64 `[N, K]`, or ValueError saying what is wrong with it."""
@@ -37,7 +39,7 @@ def _check_scores(scores, what: str = "scores") -> np.ndarray:
 
 
 def _check_num_classes(num_classes) -> int:
-  if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes < 1:
+  if not is_int(num_classes) or num_classes < 1:
     raise ValueError(f"num_classes is {num_classes!r}; expected a positive int")
   return int(num_classes)
 
@@ -192,7 +194,7 @@ def softmax(logits, axis: int = -1) -> np.ndarray:
     raise ValueError(f"logits has dtype {x.dtype}; expected real numbers")
   if x.ndim == 0:
     raise ValueError("logits is a scalar; expected at least one dimension (the classes)")
-  if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)) or not -x.ndim <= axis < x.ndim:
+  if not is_int(axis) or not -x.ndim <= axis < x.ndim:
     raise ValueError(f"axis is {axis!r}; expected an int in {-x.ndim}..{x.ndim - 1} for logits of shape "
                      f"{x.shape}")
   if x.shape[axis] == 0:

@@ -31,8 +31,8 @@ one divided by 255 * std per channel. Hence:
   * CaffeNet's dynamic image at conv1 is L2-normalised to 6000 and clipped to +-128, absolute sizes set
     for 0..255 inputs (the range of frames minus the mean): right for "reference" and "caffe" (gain 1);
     with "torchvision" input it would be about 57 times (255 * std) the frames' scale and the clip would
-    not be the frames' range. No CaffeNet weights expect "torchvision", and `arp_jax.experiment` refuses
-    that combination.
+    not be the frames' range. No CaffeNet weights expect "torchvision", and
+    `arp_jax.builders.input_convention` refuses that combination.
   * Offline dynamic images stored as 8-bit images (`values="image"`, min-max scaled to 0..255, as the
     paper feeds them) are normalised exactly as frames (offset and gain); their restored float values
     (`values="restored"`, weighted sums of 0..255 frames) get the gain only (`zero_sum=True`).

@@ -26,6 +26,8 @@ import numpy as np
 import optax
 from flax import traverse_util
 
+from arp_jax import checks
+
 MOMENTUM = 0.9
 WEIGHT_DECAY = 5e-4
 
@@ -48,8 +50,7 @@ def epoch_schedule(learning_rates: Sequence[float], steps_per_epoch: int) -> opt
   if rates.ndim != 1 or rates.size == 0 or not np.isfinite(rates).all() or (rates < 0).any():
     raise ValueError(f"learning_rates is {learning_rates!r}; expected a non-empty list of finite rates >= 0, "
                      "one per epoch")
-  if isinstance(steps_per_epoch, bool) or not isinstance(steps_per_epoch, (int, np.integer)) or steps_per_epoch < 1:
-    raise ValueError(f"steps_per_epoch is {steps_per_epoch!r}; expected an int >= 1 (updates per epoch)")
+  steps_per_epoch = checks.check_int(steps_per_epoch, "steps_per_epoch")  # updates per epoch
   table = jnp.asarray(rates, jnp.float32)
 
   def schedule(step):
@@ -102,13 +103,13 @@ def sgd(learning_rate, *, momentum: float = MOMENTUM, weight_decay: float = WEIG
 
   Raises:
     ValueError: momentum outside [0, 1), negative weight decay, or accumulation_steps < 1.
+    TypeError: accumulation_steps is not an int.
   """
   if not 0 <= momentum < 1:
     raise ValueError(f"momentum is {momentum!r}; expected a number in [0, 1)")
   if not weight_decay >= 0:
     raise ValueError(f"weight_decay is {weight_decay!r}; expected a number >= 0")
-  if isinstance(accumulation_steps, bool) or not isinstance(accumulation_steps, int) or accumulation_steps < 1:
-    raise ValueError(f"accumulation_steps is {accumulation_steps!r}; expected an int >= 1")
+  accumulation_steps = checks.check_int(accumulation_steps, "accumulation_steps")
   parts = [optax.add_decayed_weights(weight_decay, mask=_decay_mask)]
   if momentum:
     parts.append(optax.trace(decay=momentum))

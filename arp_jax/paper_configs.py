@@ -33,8 +33,8 @@ Where the paper can be read two ways, an option names each reading; the default 
                  same boundary in both readings).
 
 `runlocal=True` shrinks a config to a smoke run on CPU: the miniature UCF101/HMDB51 of real clips
-(`data_prep.mini`, split 1, prepared into <workdir>/mini_data on first use), two steps of two videos of
-two windows, ResNeXt backbones replaced by `resnext_tiny` (same boundaries, so every `pool_at` stays
+(split 1, read from <workdir>/mini_data: prepare it first with `arp-jax mini-data --dataset ucf101
+--data-dir <workdir>/mini_data`), two steps of two videos of two windows, ResNeXt backbones replaced by `resnext_tiny` (same boundaries, so every `pool_at` stays
 valid) at 64 x 64; CaffeNet keeps its input side (224 or 227).
 """
 
@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import ml_collections
 
-from arp_jax import experiment
+from arp_jax.config import base_config, parse_arg
 
 DATASETS = ("ucf101", "hmdb51")
 STREAMS = ("si", "di", "of", "dof")
@@ -58,7 +58,7 @@ PLACEMENTS = {"conv_input": {}, "after_relu": {"conv2": "relu1", "conv3": "relu2
 
 def arguments(arg: str | None, **defaults) -> dict:
   """`get_config`'s argument for the paper's configs: dataset, split and runlocal, plus `defaults`."""
-  args = experiment.parse_arg(arg, {"dataset": "ucf101", "split": 1, "runlocal": False, **defaults})
+  args = parse_arg(arg, {"dataset": "ucf101", "split": 1, "runlocal": False, **defaults})
   if args["dataset"] not in DATASETS:
     raise ValueError(f"dataset is {args['dataset']!r}; expected one of {DATASETS}")
   if args["split"] not in (1, 2, 3):
@@ -112,7 +112,7 @@ def stream_config(dataset: str, split: int, stream: str, backbone: str = "resnex
   frames = stream in ("si", "of")
   softmax_mean = frames and frame_streams == "softmax_mean"
   caffenet = backbone == "caffenet"
-  config = experiment.base_config()
+  config = base_config()
   config.dataset.name = f"{dataset}_frames/split{split}"
   c = config.input
   c.modality = "flow" if flow else "rgb"

@@ -1,12 +1,12 @@
 """Table 2: approximate (ARP) against exact rank pooling (RP) on the videos of a dataset split.
 
-    python -m arp_jax.ranking_study --dataset ucf101_frames/split1 --data_dir ~/tensorflow_datasets \\
+    arp-jax ranking-study --dataset ucf101_frames/split1 --data_dir ~/tensorflow_datasets \\
         --out runs/table2/ucf101_split1.jsonl [--split test] [--max_videos N]
 
 The paper's protocol (section 5.4): pool every video of the first test split of UCF101 whole, by RP and by
 ARP, and report for each method the speed in frames per second and the pairwise ranking accuracy, "the
 mean and the standard deviations" (the paper: RP 131 fps, 95.5 +- 0.6 %; ARP 5920 fps, 96.5 +- 0.5 %). RP
-is the dynamic image of section 5.3 (`data_prep.dynamic.RP_OPTIONS`: square root of the pixels,
+is the dynamic image of section 5.3 (`arp_jax.pooling.bucketed.RP_OPTIONS`: square root of the pixels,
 time-varying mean, one SVR per channel, C = 10); ARP is eq. (3). A ranking function d scores frame t by
 S(t|d) = <d, V_t> (section 3.1), on the vectors V_t of one of two protocols (`PROTOCOLS`):
 
@@ -28,7 +28,7 @@ Classification accuracy, Table 2's last column, is the rp and arp points of
 `experiments/table1_summary_images.py`.
 
 Every pooling runs as `arp_jax.pool` on the video padded to a bucket of frames
-(`data_prep.dynamic.pad_to_bucket`), and each is timed on a second call, so compilation (once per
+(`arp_jax.pooling.bucketed.pad_to_bucket`), and each is timed on a second call, so compilation (once per
 bucket) is not counted. One JSON line per video goes to `--out` as soon as it is measured: an
 interrupted study resumes where it stopped, and a video that cannot be read is recorded with the reason
 and skipped. Measured records of an earlier version of the study (without `"version": RECORD_VERSION`:
@@ -51,8 +51,9 @@ import jax.numpy as jnp
 import numpy as np
 
 import arp_jax
-from arp_jax import input_pipeline
-from data_prep.dynamic import pad_to_bucket, pool_bucketed
+from arp_jax import cli, input as input_lib
+from arp_jax.checks import check_int
+from arp_jax.pooling.bucketed import pad_to_bucket, pool_bucketed
 
 METHODS = ("rp", "arp")
 PROTOCOLS = ("like_for_like", "per_method")  # the first is the default (see the module's docstring)
@@ -191,11 +192,11 @@ def _is_outdated(record: dict) -> bool:
   return "error" not in record and record.get("version") != RECORD_VERSION
 
 
-def run(source: Sequence, out_path, max_videos: int | None = None, log=sys.stderr) -> dict:
+def measure(source: Sequence, out_path, max_videos: int | None = None, log=sys.stderr) -> dict:
   """Measures every video of `source` not yet in `out_path` (JSON lines), then summarises them all.
 
   Args:
-    source: examples of a frames dataset (`input_pipeline.data_source(...)` or a list of such dicts).
+    source: examples of a frames dataset (`arp_jax.input.data_source(...)` or a list of such dicts).
     out_path: the JSON-lines file of per-video records; created or resumed. Its measured records of an
       earlier version of the study are measured again (the new line supersedes the old one).
     max_videos: measure only the first N videos of `source` (None: all).
@@ -203,8 +204,8 @@ def run(source: Sequence, out_path, max_videos: int | None = None, log=sys.stder
   Returns:
     `summary(records)` of every record in `out_path`.
   """
-  if max_videos is not None and max_videos < 1:
-    raise ValueError(f"max_videos is {max_videos}; expected >= 1 or None for all")
+  if max_videos is not None:
+    check_int(max_videos, "max_videos")
   path = Path(os.fspath(out_path))
   path.parent.mkdir(parents=True, exist_ok=True)
   records = _resume(path)
@@ -220,7 +221,7 @@ def run(source: Sequence, out_path, max_videos: int | None = None, log=sys.stder
       if name in records and not _is_outdated(records[name]):
         continue
       try:
-        frames = input_pipeline.decode_video(example, "rgb")
+        frames = input_lib.decode_video(example, "rgb")
         record = {"name": name, "class": _class_of(example, name), "frames": len(frames),
                   "version": RECORD_VERSION, **compare_video(frames)}
       except ValueError as error:  # an unreadable or one-frame video: report it and go on
@@ -303,27 +304,24 @@ def table(result: dict) -> str:
   return "\n".join(lines)
 
 
-def main(argv=None) -> int:
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+  parser.description = __doc__.splitlines()[0]
   parser.add_argument("--dataset", required=True, help="a frames dataset, e.g. ucf101_frames/split1")
   parser.add_argument("--data_dir", default=None, help="its TFDS data folder (default: TFDS's)")
   parser.add_argument("--split", default="test", help="train or test (the paper: test)")
   parser.add_argument("--out", required=True, help="JSON-lines file of per-video results (resumed)")
-  parser.add_argument("--max_videos", type=int, default=None, help="only the first N videos")
-  args = parser.parse_args(argv)
+  parser.add_argument("--max_videos", type=cli.positive_int, default=None, help="only the first N videos")
+
+
+def run(args: argparse.Namespace) -> int:
+  """Measures the videos of the dataset not yet in --out and prints Table 2."""
   if "frames" not in args.dataset.split("/")[0]:
-    parser.error(f"--dataset {args.dataset!r}: expected a frames dataset (ucf101_frames/split1, "
-                 "hmdb51_frames/split1, ...)")
-  import data_prep.datasets  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import (registers them)
-  try:
-    source = input_pipeline.data_source(args.dataset, args.split, args.data_dir)
-    result = run(source, args.out, args.max_videos)
-  except (FileNotFoundError, ValueError) as error:
-    print(f"error: {error}", file=sys.stderr)
-    return 2
-  print(table(result))
+    raise cli.UsageError(f"--dataset {args.dataset!r}: expected a frames dataset (ucf101_frames/split1, "
+                         "hmdb51_frames/split1, ...)")
+  source = input_lib.data_source(args.dataset, args.split, args.data_dir)
+  print(table(measure(source, args.out, args.max_videos)))
   return 0
 
 
 if __name__ == "__main__":
-  sys.exit(main())
+  sys.exit(cli.main(["ranking-study", *sys.argv[1:]]))

@@ -1,4 +1,4 @@
-r"""Runs every point of a config file's sweep: `python -m arp_jax.sweep CONFIG.py[:arg] --workdir DIR`.
+r"""Runs every point of a config file's sweep: `arp-jax sweep CONFIG.py[:arg] --workdir DIR`.
 
 A config file declares its sweep with `get_hyper(hyper)` (big_vision style), e.g.
 
@@ -10,15 +10,15 @@ Each point is a dict: keys "config.<field>" override config fields, other keys a
 evaluates (`arp_jax.train.train`, `arp_jax.evaluate.evaluate`) in DIR/<point name>, skips points whose
 evaluation is already there, and rewrites DIR/results.md: each point's measured mean class accuracy, averaged
 over the splits that ran, beside the paper's figure when the file gives one (`paper_result(point) ->
-float | None`, in %). A generated dataset (synthetic, or the miniature of `runlocal`) is prepared once in
-DIR for every point. `--print` prints one train + evaluate command per point instead (for a cluster
-scheduler) and runs nothing.
+float | None`, in %). A generated dataset (synthetic, or the miniature of `runlocal`) is read from DIR
+(DIR/data, DIR/mini_data) for every point; prepare it first (`arp-jax synthetic-data`, `arp-jax
+mini-data`: the error of a missing one names the command). `--print` prints one train + evaluate
+command per point instead (for a cluster scheduler) and runs nothing.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import itertools
 import json
 import os
@@ -28,8 +28,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
 
-from arp_jax import evaluate as evaluate_lib
-from arp_jax import experiment
+from arp_jax import builders, evaluate as evaluate_lib
+from arp_jax.config import arg_items, check_config, load_config_file
 
 RESULTS_FILE = "results.md"
 
@@ -64,23 +64,6 @@ HYPER = SimpleNamespace(sweep=sweep, product=product, chainit=chainit)
 # Points
 
 
-def load_config_file(path) -> ModuleType:
-  """Imports a config file (`experiments/*.py`) by path.
-
-  Raises:
-    FileNotFoundError: no such file. ValueError: it has no get_config.
-  """
-  path = Path(os.fspath(path))
-  if not path.is_file():
-    raise FileNotFoundError(f"no such config file: {path}")
-  spec = importlib.util.spec_from_file_location(f"arp_jax_config_{path.stem}", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  if not hasattr(module, "get_config"):
-    raise ValueError(f"{path} has no get_config(arg); expected an ml-collections config file")
-  return module
-
-
 def points(module: ModuleType) -> list[dict]:
   """The sweep of a config file (one empty point when it declares none)."""
   if not hasattr(module, "get_hyper"):
@@ -97,7 +80,7 @@ def _arg_items(point: dict) -> dict:
 
 def merged_arg(base_arg: str | None, point: dict) -> str:
   """The get_config argument of a point: the command line's, then the point's arguments."""
-  items = experiment.arg_items(base_arg)
+  items = arg_items(base_arg)
   items.update(_arg_items(point))
   return ",".join(k if v is None or v is True else f"{k}={v}" for k, v in items.items() if v is not False)
 
@@ -169,13 +152,13 @@ def results_table(module: ModuleType, workdir: Path, all_points: list[dict],
            "| point | measured mean class accuracy % | splits | paper % |", "|---|---|---|---|"]
   for name, (key, values) in rows.items():
     measured = f"{100 * sum(values) / len(values):.2f}" if values else "not run"
-    reference = paper({**experiment.arg_items(base_arg), **key})
+    reference = paper({**arg_items(base_arg), **key})
     lines.append(f"| {name} | {measured} | {len(values)} | "
                  f"{'' if reference is None else f'{reference:.1f}'} |")
   return "\n".join(lines) + "\n"
 
 
-def run(config_spec: str, workdir, print_only: bool = False) -> str:
+def run_sweep(config_spec: str, workdir, print_only: bool = False) -> str:
   """Runs (or prints) every point of the sweep of `config_spec` ("FILE.py[:arg]"); returns results.md."""
   from arp_jax import train  # pylint: disable=import-outside-toplevel
 
@@ -184,14 +167,14 @@ def run(config_spec: str, workdir, print_only: bool = False) -> str:
   workdir = Path(os.fspath(workdir)).absolute()
   all_points = points(module)
   # A point's arguments override the command line's: one it sweeps would be silently replaced.
-  swept = sorted(set(experiment.arg_items(base_arg)) & {key for p in all_points for key in _arg_items(p)})
+  swept = sorted(set(arg_items(base_arg)) & {key for p in all_points for key in _arg_items(p)})
   if swept:
     raise ValueError(f"{path} sweeps {', '.join(swept)} itself (get_hyper), so {', '.join(swept)} on the "
                      "command line would be ignored; drop it (train one point with python -m arp_jax.train)")
   # Every point's config is built and checked before any runs: a mistake fails now, not after hours.
   configs = [point_config(module, base_arg, point) for point in all_points]
   for config in configs:
-    experiment.check_config(config)
+    check_config(config)
   if print_only:
     text = "\n".join(line for point in all_points for line in commands(path, base_arg, point, workdir))
     print(text)
@@ -205,9 +188,9 @@ def run(config_spec: str, workdir, print_only: bool = False) -> str:
     print(f"[{i + 1}/{len(all_points)}] {name}", file=sys.stderr)
     config = configs[i]
     if not config.dataset.data_dir:
-      # The synthetic or miniature dataset: prepared once, in DIR, for every point (not in each point's
-      # folder). Printed commands keep their own, since a scheduler may run them at the same time.
-      config.dataset.data_dir = experiment.data_dir(config, workdir) or ""
+      # The synthetic or miniature dataset: one, in DIR, for every point (not in each point's folder).
+      # Printed commands keep their own, since a scheduler may run them at the same time.
+      config.dataset.data_dir = builders.data_dir(config, workdir) or ""
     train.train(config, workdir / name)
     evaluate_lib.evaluate(config, workdir / name)
     table = results_table(module, workdir, all_points, base_arg)
@@ -218,20 +201,20 @@ def run(config_spec: str, workdir, print_only: bool = False) -> str:
   return table
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-  parser = argparse.ArgumentParser(prog="python -m arp_jax.sweep", description=__doc__.split("\n")[0])
+def add_arguments(parser: argparse.ArgumentParser) -> None:
   parser.add_argument("config", help="config file with get_hyper, e.g. experiments/table4_dynamic_maps.py")
   parser.add_argument("--workdir", required=True, help="one subfolder per point, and results.md")
   parser.add_argument("--print", dest="print_only", action="store_true",
                       help="print one command per point instead of running them")
-  args = parser.parse_args(argv)
-  try:
-    run(args.config, args.workdir, args.print_only)
-  except (ValueError, FileNotFoundError) as error:
-    print(f"python -m arp_jax.sweep: error: {error}", file=sys.stderr)
-    return 2
+
+
+def run(args: argparse.Namespace) -> int:
+  """`arp-jax sweep`: a user's mistake (a missing config file, a bad argument, a missing dataset) is a
+  ValueError or FileNotFoundError: one line, status 2 (`arp_jax.cli`)."""
+  run_sweep(args.config, args.workdir, args.print_only)
   return 0
 
 
 if __name__ == "__main__":
-  sys.exit(main())
+  from arp_jax import cli  # pylint: disable=import-outside-toplevel
+  sys.exit(cli.main(["sweep", *sys.argv[1:]]))

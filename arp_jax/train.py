@@ -1,10 +1,11 @@
-r"""Trains one stream: `python -m arp_jax.train --config experiments/<file>.py[:args] --workdir DIR`.
+r"""Trains one stream: `arp-jax train --config experiments/<file>.py[:args] --workdir DIR`.
 
     python -m arp_jax.train --config experiments/synthetic_four_stream.py:stream=di --workdir runs/di \
         --config.optim.learning_rates='(0.1, 0.01)'
 
-The config (see `arp_jax.experiment`) says which dataset, input, network and optimiser; any field can be
-overridden on the command line (`--config.model.pool_at=res3`). The run is data-parallel over every
+The config (`arp_jax.config`) says which dataset, input, network and optimiser; any field can be
+overridden on the command line (`--config.model.pool_at=res3`). The dataset is prepared beforehand
+(`arp-jax build`, `arp-jax synthetic-data`, `arp-jax mini-data`). The run is data-parallel over every
 device of every host (`arp_jax.train_step`): each host reads its share of the videos, the batch is
 sharded over the devices, the parameters are replicated. On several hosts pass `--distributed` (it calls
 `jax.distributed.initialize()`, which finds the cluster on Cloud TPU, SLURM and other known launchers).
@@ -22,6 +23,7 @@ interactive.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import os
@@ -34,11 +36,12 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from arp_jax import checkpoint, experiment, run_flags
+from arp_jax import builders, checkpoint, config as config_lib, run_config
+from arp_jax.input import CHANNELS
 from arp_jax.metric_writer import MetricWriter
 from arp_jax.train_step import data_mesh, global_batch, make_train_step, replicate
 
-CONFIG_FILE = experiment.RUN_CONFIG_FILE
+CONFIG_FILE = run_config.RUN_CONFIG_FILE
 
 
 class _StopRequest:
@@ -82,32 +85,34 @@ def train(config, workdir) -> dict:
 
   The run's config goes to DIR/config.json once the run has started (config checked, dataset found);
   a later run in DIR must agree with it in every field that changes the result
-  (`experiment.check_run_config`: paths, logging, checkpoint cadence and max_steps may change).
+  (`run_config.check_run_config`: paths, logging, checkpoint cadence and max_steps may change).
 
   Raises:
     ValueError: an invalid config, or a workdir holding a run of another config.
     FileNotFoundError: the dataset is not prepared.
   """
-  experiment.check_config(config)
+  config_lib.check_config(config)
   workdir = Path(os.fspath(workdir)).absolute()
-  experiment.check_run_config(config, workdir)
-  experiment.local_batch_size(config.input.batch_size, "input.batch_size")  # before anything is written
+  run_config.check_run_config(config, workdir)
+  local_batch = builders.local_batch_size(config.input.batch_size, "input.batch_size")
+  info = builders.dataset_info(config, workdir)  # before anything is written
+  network = builders.model(config.model, info.num_classes, CHANNELS[config.input.modality])
+  convention = builders.input_convention(config)
   workdir.mkdir(parents=True, exist_ok=True)
-  experiment.ensure_dataset(config, workdir)
-  info = experiment.dataset_info(config, workdir)
 
   mesh = data_mesh()
-  network = experiment.model(config, info.num_classes)
-  state, schedule = experiment.train_state(config, network, info.num_train)
+  state, schedule = builders.train_state(config, network, info.num_train)
   state = replicate(state, mesh)
-  iterator = iter(experiment.dataset(config, workdir, train=True))
-  steps = experiment.total_steps(config, info.num_train)
+  iterator = iter(builders.input_pipeline(config.input, builders.source(config, workdir, train=True),
+                                          train=True, batch_size=local_batch, seed=config.seed,
+                                          convention=convention))
+  steps = builders.total_steps(config, info.num_train)
   accumulation = config.optim.accumulation_steps
 
   manager = checkpoint.Manager(workdir / "checkpoints", keep=config.keep_checkpoints,
                                every=config.checkpoint_every)
   state, step = manager.restore_or(state, iterator)
-  experiment.save_run_config(config, workdir)
+  run_config.save_run_config(config, workdir)
   lead = jax.process_index() == 0
   writer = MetricWriter(workdir, resume_step=step, enabled=lead)
   train_step = make_train_step(network, mesh)
@@ -132,7 +137,7 @@ def train(config, workdir) -> dict:
         values = {name: float(np.asarray(value)) / count for name, value in sums.items()}
         values.update(
             learning_rate=float(schedule(max(step - 1, 0) // accumulation)),
-            epoch=experiment.epoch_of(config, step, info.num_train),
+            epoch=builders.epoch_of(config, step, info.num_train),
             steps_per_sec=(step - tick_step) / elapsed,
             clips_per_sec=(step - tick_step) * config.input.batch_size / elapsed)
         writer.write(step, values)
@@ -151,9 +156,22 @@ def train(config, workdir) -> dict:
   return {**last, "stopped": stopped}
 
 
-def _main(config, workdir: str) -> None:
-  print(json.dumps(train(config, workdir)))
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+  config_lib.add_arguments(parser, "folder of the run: config, checkpoints, metrics")
+
+
+def run(args: argparse.Namespace) -> int:
+  """`arp-jax train`: prints the last metrics as one JSON line. A user's mistake (a config file that
+  does not exist, a bad field, a missing dataset) is a ValueError or FileNotFoundError: one line, status 2
+  (`arp_jax.cli`)."""
+  config = config_lib.from_args(args)
+  checkpoint.quiet_logs()
+  if args.distributed:
+    jax.distributed.initialize()
+  print(json.dumps(train(config, args.workdir)))
+  return 0
 
 
 if __name__ == "__main__":
-  run_flags.run(_main, "folder of the run: config, checkpoints, metrics")
+  from arp_jax import cli  # pylint: disable=import-outside-toplevel
+  sys.exit(cli.main(["train", *sys.argv[1:]]))

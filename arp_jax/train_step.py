@@ -9,13 +9,13 @@
 
 The batch axis is split over all devices with a `NamedSharding`; the parameters, BatchNorm statistics
 and optimiser state are replicated; XLA (GSPMD) inserts the reductions, so the loss, the gradients and the
-BatchNorm batch statistics are those of the global batch, exactly as on one device (tests/test_train_step.py
+BatchNorm batch statistics are those of the global batch, exactly as on one device (tests/integration/test_train_step.py
 checks 8 devices against 1). The state argument is donated: its buffers are reused for the new state. No
 `jax.pmap`. On several hosts call `jax.distributed.initialize()` first; `global_batch` then assembles the
 hosts' local batches with `jax.make_array_from_process_local_data`.
 
-A batch is a dict with `frames` ([B, T, H, W, C] clips), `label` (int [B]) and optionally `length`
-(int [B], real frames of padded clips), as `arp_jax.input_pipeline` yields them.
+A batch is a dict with `frames` ([B, S_max, tau, H, W, C]: each video's windows), `windows` (int [B],
+its real windows; the rest repeat the last) and `label` (int [B]), as `arp_jax.input` yields them.
 """
 
 from __future__ import annotations
@@ -102,7 +102,7 @@ def make_train_step(model, mesh: Mesh):
     def loss_fn(params):
       logits, updates = model.apply(
           {"params": params, "batch_stats": state.batch_stats}, batch["frames"], train=True,
-          lengths=batch.get("length"), mutable=["batch_stats"], rngs={"dropout": dropout_key})
+          num_windows=batch["windows"], mutable=["batch_stats"], rngs={"dropout": dropout_key})
       return cross_entropy(logits, batch["label"]), (logits, updates.get("batch_stats", state.batch_stats))
 
     (loss, (logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)

@@ -12,7 +12,7 @@ which other processes on a shared machine disturb far less than wall time (they 
 2.5x on the 2-core machine this was written on). The wall-time rate is printed beside it; on an otherwise
 idle machine it is close to the CPU rate. Ratios and the projection use CPU time.
 
-1. Decoding only (`data_prep.video.decode`): the floor every other stage adds to.
+1. Decoding only (`arp_jax.video.decode`): the floor every other stage adds to.
 2. Decoding + JPEG of every frame at quality 95: `prepare_video` with flow "none".
 3. (2) plus what the dynamic-image dataset builders add per video: one whole-video dynamic image and the
    windowed ones (window 10, stride 6), each scaled with `to_uint8` and JPEG-encoded (target for the
@@ -53,11 +53,11 @@ import cv2
 import numpy as np
 import PIL
 
-from arp_jax.input_pipeline import augment, crop_params
+from arp_jax.input import augment, crop_params
+from arp_jax.jpeg import encode_jpeg
+from arp_jax.video import decode
 from data_prep.dynamic import dynamic_images, to_uint8
-from data_prep.jpeg import encode_jpeg
 from data_prep.process import ProcessOptions, encode_flow, prepare_video
-from data_prep.video import decode
 from timing import median_seconds  # benchmarks/timing.py
 
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data" / "clips"

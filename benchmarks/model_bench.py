@@ -4,7 +4,7 @@
 
 1. One training step (forward + backward, SGD update) of ResNeXt-50 32x4d on [batch, size, size, 3],
    jitted, against the same network in PyTorch on the CPU (the torch.nn model of
-   tests/torch_resnext.py, `pip install torch==2.13.0`), both float32, same threads.
+   tests/support/torch_resnext.py, `pip install torch==2.13.0`), both float32, same threads.
 2. The cost of each insertion depth of the dynamic image network (one 10-frame clip, window 10, ARP)
    relative to a plain image forward of the same 10 frames through the backbone.
 
@@ -26,7 +26,7 @@ import optax
 from arp_jax.models import DynamicImageNetwork, ResNeXt, ResNeXt50_32x4d
 from timing import median_seconds  # benchmarks/timing.py
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "support"))  # torch_resnext
 
 
 def bench_train_step(batch: int, size: int, repeats: int) -> None:

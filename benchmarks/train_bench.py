@@ -3,12 +3,14 @@
     python benchmarks/train_bench.py [--streams di si] [--skip-resnext] [--json train_bench.json]
     python benchmarks/train_bench.py --synthetic-data-dir runs/synthetic/data --ucf-data-dir /tmp/mini_ucf
 
-A clip is one video of a batch (one row of `frames`); every rate is clips per second of wall time.
+A clip is one video of a batch (one row of `frames` [B, S, tau, H, W, C]: its S windows of tau frames);
+every rate is clips per second of wall time.
 
 1. The synthetic benchmark (`experiments/synthetic_four_stream.py`, one config per `--streams` entry,
    default DI: resnext_tiny on one window of 10 frames of 64 x 64 per video, batch 32). The dataset is
-   built into a temporary folder (about 40 s) unless `--synthetic-data-dir` names one already built.
-2. ResNeXt-50 32x4d on 224 x 224 windows: `experiment.base_config()` (DI at the input: windows of 10
+   prepared (`data_prep.synthetic.build`, as `arp-jax synthetic-data` does) into a temporary folder
+   unless `--synthetic-data-dir` names one (prepared there if missing).
+2. ResNeXt-50 32x4d on 224 x 224 windows: `config.base_config()` (DI at the input: windows of 10
    frames every 6, ARP, max merge) with `--resnext-windows` windows per video (default 2, the reference
    trains on 10) and `--resnext-batch-size` videos (default 2), on the miniature UCF101 of real clips of
    data_prep/mini.py (its two training videos; frames kept at their stored 320 x 240, no flow), built
@@ -19,8 +21,8 @@ A clip is one video of a batch (one row of `frames`); every rate is clips per se
                        from the pipeline beforehand), after compilation, each step waited for
                        (`block_until_ready`): what the model consumes. Median of --steps steps.
      pipeline, N workers
-                       `experiment.dataset(config, train=True)` with input.num_workers = N (0: all in this
-                       process; 2: two Grain worker processes), iterated alone, nothing else running in
+                       `builders.input_pipeline` of config.input (train=True) with input.num_workers = N (0:
+                       all in this process; 2: two Grain worker processes), iterated alone, nothing else in
                        this process: what the input delivers. Median over --rounds rounds of --batches
                        batches, after --warmup batches (which include starting the workers).
                        Target: the 2-worker pipeline delivers >= 1.5 x what the step consumes (PASS/FAIL).
@@ -29,12 +31,13 @@ A clip is one video of a batch (one row of `frames`); every rate is clips per se
    "first step" is the wall time of the first call (compilation included).
 
 3. Step time against the number of devices: the synthetic train step (first of --streams) on the same
-   global batch (random values of the pipeline's shapes), in a subprocess per device count N with
-   XLA_FLAGS=--xla_force_host_platform_device_count=N (N fake CPU devices; the batch is split over them,
-   the state replicated, as on N accelerators). Ratio: time on N devices / time on 1. Fake devices share
-   the same cores, so this is no forecast of N real accelerators: it shows what the sharded program
-   costs (its collectives, per-device launches) and how XLA:CPU uses the cores when the batch is split
-   into N per-device programs (which can be faster than one program with its intra-op threads).
+   global batch (random values of the pipeline's shapes, every window real), in a subprocess per device
+   count N with XLA_FLAGS=--xla_force_host_platform_device_count=N (N fake CPU devices; the batch is
+   split over them, the state replicated, as on N accelerators). Ratio: time on N devices / time on 1.
+   Fake devices share the same cores, so this is no forecast of N real accelerators: it shows what the
+   sharded program costs (its collectives, per-device launches) and how XLA:CPU uses the cores when the
+   batch is split into N per-device programs (which can be faster than one program with its intra-op
+   threads).
 
 Honest caveats. On a 2-core machine the pipeline's workers and the train step compete for the same two
 cores (XLA:CPU runs the step on every core), so the two rates measured apart are each an upper bound:
@@ -66,7 +69,8 @@ import ml_collections
 import numpy as np
 import tensorflow_datasets as tfds
 
-from arp_jax import experiment, input_pipeline
+from arp_jax import builders, config as config_lib
+from arp_jax.input import CHANNELS
 from arp_jax.train_step import data_mesh, global_batch, make_train_step, replicate
 from timing import median_seconds  # benchmarks/timing.py
 
@@ -90,9 +94,10 @@ def load_average() -> float:
 
 
 def synthetic_config(stream: str, data_dir) -> ml_collections.ConfigDict:
-  """The stream's config of experiments/synthetic_four_stream.py, reading `data_dir`."""
+  """The stream's config of experiments/synthetic_four_stream.py, reading `data_dir` (checked)."""
   config = synthetic_four_stream.get_config(f"stream={stream}")
   config.dataset.data_dir = os.fspath(data_dir)
+  config_lib.check_config(config)
   return config
 
 
@@ -100,19 +105,23 @@ def resnext_config(data_dir, batch_size: int, windows: int, num_train: int):
   """`base_config()` (ResNeXt-50, DI at the input, windows 10/6, 224 x 224) on the mini UCF101, with
   `windows` windows per video and `batch_size` videos per step. `input.repeat` is raised where the few
   training videos would make no update per epoch (it only sets the learning-rate schedule)."""
-  config = experiment.base_config()
+  config = config_lib.base_config()
   config.dataset.name = UCF101
   config.dataset.data_dir = os.fspath(data_dir)
   config.input.batch_size = batch_size
   config.input.train_windows = windows
   videos = batch_size * config.optim.accumulation_steps
   config.input.repeat = max(config.input.repeat, math.ceil(videos / num_train))
+  config_lib.check_config(config)
   return config
 
 
 def ensure_synthetic(data_dir) -> None:
-  """Builds the synthetic dataset under `data_dir` unless it is there (`experiment.ensure_dataset`)."""
-  experiment.ensure_dataset(synthetic_config("di", data_dir), data_dir)
+  """Prepares synthetic_motion/default under `data_dir` unless it is there (`arp-jax synthetic-data`)."""
+  from data_prep import synthetic  # pylint: disable=import-outside-toplevel  # registers the TFDS builder
+
+  with contextlib.redirect_stdout(sys.stderr):
+    synthetic.build(data_dir, "default")
 
 
 def ensure_mini_ucf101(data_dir) -> None:
@@ -122,10 +131,10 @@ def ensure_mini_ucf101(data_dir) -> None:
   from data_prep.process import ProcessOptions  # pylint: disable=import-outside-toplevel
   from data_prep.mini import make_mini_ucf101  # pylint: disable=import-outside-toplevel
 
-  probe = experiment.base_config()
+  probe = config_lib.base_config()
   probe.dataset.name, probe.dataset.data_dir = UCF101, os.fspath(data_dir)
   with contextlib.suppress(FileNotFoundError):
-    experiment.dataset_info(probe, data_dir)
+    builders.dataset_info(probe, data_dir)
     return
   with tempfile.TemporaryDirectory() as manual:
     make_mini_ucf101(Path(manual))
@@ -141,9 +150,9 @@ def with_workers(config, num_workers: int):
 
 
 def clip_shape(config) -> tuple[int, ...]:
-  """[T, H, W, C] of one clip as the frames pipeline emits it (windows back to back)."""
+  """[S, tau, H, W, C] of one clip in training batches (S = input.train_windows windows of tau frames)."""
   c = config.input
-  return (c.train_windows * c.window, c.size, c.size, input_pipeline.CHANNELS[c.modality])
+  return (c.train_windows, builders.window_length(c), c.size, c.size, CHANNELS[c.modality])
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -168,7 +177,11 @@ def median_rate(produce, clips: int, warmup: int, count: int, rounds: int) -> di
 def pipeline(config, workdir, num_workers: int):
   """An iterator over the training pipeline of `config` with `num_workers` workers, closed on exit (which
   stops the worker processes)."""
-  iterator = iter(experiment.dataset(with_workers(config, num_workers), workdir, train=True))
+  config = with_workers(config, num_workers)
+  iterator = iter(builders.input_pipeline(
+      config.input, builders.source(config, workdir, train=True), train=True,
+      batch_size=builders.local_batch_size(config.input.batch_size, "input.batch_size"), seed=config.seed,
+      convention=builders.input_convention(config)))
   try:
     yield iterator
   finally:
@@ -180,8 +193,8 @@ class Trainer:
 
   def __init__(self, config, num_classes: int, num_train: int):
     self.mesh = data_mesh()
-    network = experiment.model(config, num_classes)
-    state, _ = experiment.train_state(config, network, num_train)
+    network = builders.model(config.model, num_classes, CHANNELS[config.input.modality])
+    state, _ = builders.train_state(config, network, num_train)
     self.state = replicate(state, self.mesh)
     self.train_step = make_train_step(network, self.mesh)
     self.key = jax.random.fold_in(jax.random.key(config.seed), 1)
@@ -203,7 +216,7 @@ class Trainer:
     return first, median_seconds(lambda: self.step(next(cycle)), repeats=repeats)
 
 
-def measure(config, workdir, info: experiment.DatasetInfo, args, steps: int) -> dict:
+def measure(config, workdir, info: builders.DatasetInfo, args, steps: int) -> dict:
   """Every figure of sections 1 and 2 for `config` (see the module docstring)."""
   clips = config.input.batch_size
   out = {"batch_size": clips, "clip_shape": list(clip_shape(config)), "load_at_start": load_average()}
@@ -260,12 +273,12 @@ def print_figures(title: str, figures: dict) -> None:
 
 def device_worker(spec: dict) -> dict:
   """In a subprocess started with N fake devices: the median seconds of the synthetic train step on a
-  random global batch of the pipeline's shapes, split over every device."""
+  random global batch of the pipeline's shapes (every window real), split over every device."""
   config = synthetic_config(spec["stream"], "")
   batch_size = config.input.batch_size
   rng = np.random.default_rng(0)
   frames = rng.normal(size=(batch_size,) + clip_shape(config)).astype(np.float32)
-  batch = {"frames": frames, "length": np.full(batch_size, frames.shape[1], np.int32),
+  batch = {"frames": frames, "windows": np.full(batch_size, frames.shape[1], np.int32),
            "label": rng.integers(0, spec["num_classes"], batch_size).astype(np.int32)}
   trainer = Trainer(config, spec["num_classes"], spec["num_train"])
   first, seconds = trainer.step_seconds([global_batch(batch, trainer.mesh)], spec["repeats"])
@@ -273,7 +286,7 @@ def device_worker(spec: dict) -> dict:
           "clips_per_s": batch_size / seconds}
 
 
-def device_scaling(stream: str, info: experiment.DatasetInfo, counts, repeats: int) -> dict:
+def device_scaling(stream: str, info: builders.DatasetInfo, counts, repeats: int) -> dict:
   """{N: figures of `device_worker`} for each device count, each in its own process."""
   out = {}
   for count in counts:
@@ -311,7 +324,7 @@ def parse_args(argv=None) -> argparse.Namespace:
   parser.add_argument("--streams", nargs="+", default=["di"], choices=synthetic_four_stream.STREAMS,
                       help="synthetic streams to measure (the first one also for section 3)")
   parser.add_argument("--synthetic-data-dir", help="a TFDS folder holding synthetic_motion/default "
-                      "(built there if missing; default: a temporary folder)")
+                      "(prepared there if missing; default: a temporary folder)")
   parser.add_argument("--ucf-data-dir", help="a TFDS folder holding the mini UCF101's ucf101_frames/split1 "
                       "(built there if missing; default: a temporary folder)")
   parser.add_argument("--warmup", type=int, default=3, help="pipeline batches before timing")
@@ -346,7 +359,7 @@ def run(args, scratch: Path) -> dict:
   results["synthetic"] = {}
   for stream in args.streams:
     config = synthetic_config(stream, synthetic_dir)
-    info = experiment.dataset_info(config, scratch)
+    info = builders.dataset_info(config, scratch)
     figures = measure(config, scratch, info, args, args.steps)
     results["synthetic"][stream] = figures
     print_figures(f"1. synthetic_motion/default, stream {stream} ({config.model.backbone}), against the "
@@ -356,7 +369,7 @@ def run(args, scratch: Path) -> dict:
     ucf_dir = Path(args.ucf_data_dir or scratch / "ucf101")
     ensure_mini_ucf101(ucf_dir)
     probe = resnext_config(ucf_dir, args.resnext_batch_size, args.resnext_windows, 1)
-    info = experiment.dataset_info(probe, scratch)
+    info = builders.dataset_info(probe, scratch)
     config = resnext_config(ucf_dir, args.resnext_batch_size, args.resnext_windows, info.num_train)
     figures = measure(config, scratch, info, args, args.resnext_steps)
     results["resnext50"] = figures
@@ -366,7 +379,7 @@ def run(args, scratch: Path) -> dict:
 
   if args.devices:
     stream = args.streams[0]
-    info = experiment.dataset_info(synthetic_config(stream, synthetic_dir), scratch)
+    info = builders.dataset_info(synthetic_config(stream, synthetic_dir), scratch)
     figures = device_scaling(stream, info, args.devices, args.device_repeats)
     results["devices"] = {"stream": stream, "by_count": {str(n): f for n, f in figures.items()}}
     print_devices(stream, synthetic_config(stream, "").input.batch_size, figures)

@@ -1,6 +1,6 @@
 """One command per dataset: video archives -> TFDS datasets of frames, flow and dynamic images.
 
-    python -m data_prep.build --dataset ucf101 --manual_dir ~/ucf101 --data_dir ~/tensorflow_datasets \\
+    arp-jax build --dataset ucf101 --manual_dir ~/ucf101 --data_dir ~/tensorflow_datasets \\
         [--split 1] [--flow tvl1|farneback|dis|none] [--workers N] [--dynamic_images rgb_w10s6,flow_w10s6]
 
 Two stages:
@@ -51,6 +51,7 @@ try:
 except ImportError:  # Windows: no lock, as before
   fcntl = None
 
+from arp_jax import cli
 from data_prep import splits as splits_lib
 from data_prep.process import FLOW_CHOICES, Outcome, ProcessOptions, prepare_into_cache
 
@@ -348,26 +349,19 @@ def print_report(report: dict, file=sys.stdout) -> None:
   print(f"  report: {report['report_path']}", file=file)
 
 
-def _positive_int(text: str) -> int:
-  value = int(text)
-  if value < 1:
-    raise argparse.ArgumentTypeError(f"{text} is not a positive integer")
-  return value
-
-
-def main(argv=None) -> int:
-  parser = argparse.ArgumentParser(prog="python -m data_prep.build", description=__doc__.split("\n\n")[0],
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+  parser.description = __doc__.split("\n\n")[0]
+  parser.formatter_class = argparse.RawDescriptionHelpFormatter
   parser.add_argument("--dataset", required=True, choices=splits_lib.DATASETS)
   parser.add_argument("--manual_dir", required=True, type=Path, help="the extracted archive and split files")
   parser.add_argument("--data_dir", required=True, type=Path, help="where the TFDS datasets are written")
   parser.add_argument("--split", default="1", choices=["1", "2", "3", "all"])
   parser.add_argument("--flow", default="tvl1", choices=FLOW_CHOICES)
-  parser.add_argument("--workers", type=_positive_int, default=os.cpu_count() or 1,
+  parser.add_argument("--workers", type=cli.positive_int, default=os.cpu_count() or 1,
                       help="processes preparing videos in parallel (default: every core)")
-  parser.add_argument("--short_side", type=_positive_int, default=None,
+  parser.add_argument("--short_side", type=cli.positive_int, default=None,
                       help="resize frames so the shorter side has this many pixels (default: keep)")
-  parser.add_argument("--jpeg_quality", type=_positive_int, default=95)
+  parser.add_argument("--jpeg_quality", type=cli.positive_int, default=95)
   parser.add_argument("--dynamic_images", default="",
                       help=f"comma-separated dynamic-image datasets to build too: {', '.join(DYNAMIC_CHOICES)}")
   parser.add_argument("--require_all", action="store_true",
@@ -375,19 +369,24 @@ def main(argv=None) -> int:
   parser.add_argument("--retry_failed", action="store_true", help="try videos that failed before again")
   parser.add_argument("--beam_pipeline_options", default=None,
                       help="run the builders under Apache Beam, e.g. 'runner=DirectRunner,direct_num_workers=4'")
-  args = parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> int:
+  """Builds the datasets and prints the report; 130 after Ctrl-C or SIGTERM (everything prepared is kept).
+
+  A bad input (ValueError, FileNotFoundError) or a data_dir another build holds (`DataDirBusy`) is the
+  user's to fix: `cli.main` prints it as one line and returns 2.
+  """
   # SIGTERM (a job scheduler, `kill`) stops the build as Ctrl-C does: workers stopped, nothing half-written.
   previous = signal.signal(signal.SIGTERM, _interrupt)
   try:
-    options = ProcessOptions(flow=args.flow, short_side=args.short_side, quality=args.jpeg_quality)
-    dynamic = tuple(name.strip() for name in args.dynamic_images.split(",") if name.strip())
-    for split in (1, 2, 3) if args.split == "all" else (int(args.split),):
-      report = build_datasets(args.dataset, split, args.manual_dir, args.data_dir, options, dynamic,
-                              args.workers, args.beam_pipeline_options, args.require_all, args.retry_failed)
-      print_report(report)
-  except (ValueError, FileNotFoundError, DataDirBusy) as error:
-    print(f"error: {error}", file=sys.stderr)
-    return 2
+    with cli.usage_errors(DataDirBusy):
+      options = ProcessOptions(flow=args.flow, short_side=args.short_side, quality=args.jpeg_quality)
+      dynamic = tuple(name.strip() for name in args.dynamic_images.split(",") if name.strip())
+      for split in (1, 2, 3) if args.split == "all" else (int(args.split),):
+        report = build_datasets(args.dataset, split, args.manual_dir, args.data_dir, options, dynamic,
+                                args.workers, args.beam_pipeline_options, args.require_all, args.retry_failed)
+        print_report(report)
   except KeyboardInterrupt:
     print("\ninterrupted: every video prepared so far is kept; run the same command again to resume",
           file=sys.stderr)
@@ -402,4 +401,4 @@ def _interrupt(signum, frame):  # pylint: disable=unused-argument
 
 
 if __name__ == "__main__":
-  sys.exit(main())
+  sys.exit(cli.main(["build", *sys.argv[1:]]))

@@ -34,12 +34,12 @@ import sys
 import numpy as np
 import tensorflow_datasets as tfds
 
+from arp_jax.jpeg import decode_jpeg, encode_jpeg
+from arp_jax.video import decode
 from data_prep import splits as splits_lib
 from data_prep.cache import VideoCache
 from data_prep.dynamic import SUMMARIES, VALUE_RANGES, summary_images, to_uint8
-from data_prep.jpeg import decode_jpeg, encode_jpeg
 from data_prep.process import ProcessOptions, prepare_into_cache
-from data_prep.video import decode
 
 # Where each dataset keeps its videos and split files under `manual_dir`, first match wins: the archives'
 # own folder names, then the manual_dir itself for the videos.
@@ -304,7 +304,7 @@ _BASELINES = {"rp": "One dynamic image per video by exact rank pooling in sectio
 # The rp images changed with their order of operations: a dataset prepared at 1.0.0 must be rebuilt.
 _RP_VERSION = dict(version="1.1.0", release_notes={
     "1.0.0": "First release (exact rank pooling in VideoDarwin's order: mean, signed square root, L2, one SVR).",
-    "1.1.0": "Exact rank pooling in section 5.3's order (data_prep.dynamic.RP_OPTIONS)."})
+    "1.1.0": "Exact rank pooling in section 5.3's order (arp_jax.pooling.bucketed.RP_OPTIONS)."})
 
 
 def _dynamic_configs():

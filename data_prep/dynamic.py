@@ -11,8 +11,9 @@ The weights and the windows come from `arp_jax` (`arp_weights`, `window_indices`
 the library's. ARP, the common case, runs here frame by frame with OpenCV, because a data-preparation
 worker pools thousands of videos of different lengths and a compiled `arp_jax.pool` would recompile for
 each length (the result equals `arp_jax.pool` to float32 rounding; tests/test_dynamic.py checks it). The
-other methods call `arp_jax.pool` itself (`pool_bucketed`: the video padded to a multiple of `BUCKET`
-frames, with its length, so that one compilation serves every video of up to that many frames).
+other methods call `arp_jax.pool` itself, through `arp_jax.pooling.bucketed.pool_bucketed` (the video padded
+to a multiple of 64 frames, with its length, so that one compilation serves every video of up to that many
+frames).
 """
 
 from __future__ import annotations
@@ -21,18 +22,12 @@ import cv2
 import numpy as np
 
 import arp_jax
+from arp_jax.pooling.bucketed import check_video, pool_bucketed, window_arguments
 
 # The summary images of Table 1 (and Table 2's exact rank pooling): `arp_jax.pool` methods.
 SUMMARIES = ("arp", "rp", "mean", "max", "mhi")
-# C of exact rank pooling for dynamic images (REFERENCE.md: 10 in the dynamic-image work, 1 in VideoDarwin).
-RP_C = 10.0
-# Exact rank pooling of the "rp" images (`arp_jax.pool`'s rp_options): `rank_pool_pixels` in section 5.3's
-# order (square root of the pixels, time-varying mean, one hyperplane per channel, each frame's channel
-# vector L2-normalised); order="videodarwin" gives VideoDarwin's (one joint hyperplane).
-RP_OPTIONS = dict(C=RP_C, order="paper")
 # The natural range of the baselines' values, stored as is (None: min-max per image, the dynamic images).
 VALUE_RANGES = {"mean": (0.0, 255.0), "max": (0.0, 255.0), "mhi": (0.0, 1.0)}
-BUCKET = 64
 
 
 def summary_images(frames, method: str = "arp", window: int | None = None, stride: int | None = None,
@@ -42,10 +37,10 @@ def summary_images(frames, method: str = "arp", window: int | None = None, strid
   Args:
     frames: `uint8 [T, H, W, C]`.
     method: one of `SUMMARIES`: "arp" (the dynamic image of eq. 3), "rp" (exact rank pooling in section
-      5.3's order, `RP_OPTIONS`: square root, time-varying mean, one regression per channel), "mean",
-      "max" or "mhi" (the motion history image with `arp_jax.pool`'s defaults: motion where the mean over
-      channels of |I_t - I_t-1| exceeds 32, remembered over the whole clip; one grey value per pixel,
-      repeated over C).
+      5.3's order, `arp_jax.pooling.bucketed.RP_OPTIONS`: square root, time-varying mean, one regression
+      per channel), "mean", "max" or "mhi" (the motion history image with `arp_jax.pool`'s defaults:
+      motion where the mean over channels of |I_t - I_t-1| exceeds 32, remembered over the whole clip;
+      one grey value per pixel, repeated over C).
     window, stride, start: as `dynamic_images`.
 
   Returns:
@@ -58,57 +53,10 @@ def summary_images(frames, method: str = "arp", window: int | None = None, strid
     raise ValueError(f"unknown summary method {method!r}; expected one of {SUMMARIES}")
   if method == "arp":
     return dynamic_images(frames, window, stride, start)
-  frames = _check_frames(frames)
   out = np.asarray(pool_bucketed(frames, method, window, stride, start))
   if window is None:
     return out[None]
   return out[:arp_jax.num_windows(len(frames), window, stride, start)]
-
-
-def pool_bucketed(frames, method: str, window: int | None = None, stride: int | None = None,
-                  start: int = 0):
-  """`arp_jax.pool(frames, method, ...)` of one video, computed on the video padded with zeros to a
-  multiple of `BUCKET` frames and its length given: videos of up to that many frames share one
-  compilation (what a pass over a dataset of videos of every length needs).
-
-  Args:
-    frames: `uint8 [T, H, W, C]`. method: an `arp_jax.pool` method ("rp" with `RP_OPTIONS`).
-    window, stride, start: as `dynamic_images`.
-
-  Returns:
-    float32 `jax.Array` [H, W, C], or with windows [S', H, W, C] where the first
-    `arp_jax.num_windows(T, window, stride, start)` are the video's and the rest zeros.
-  """
-  windows = _window_args(window, stride, start)
-  padded, lengths = pad_to_bucket(_check_frames(frames))
-  options = dict(rp_options=RP_OPTIONS) if method == "rp" else {}
-  return arp_jax.pool(padded, method, axis=1, lengths=lengths, **windows, **options)[0]
-
-
-def pad_to_bucket(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-  """frames [T, ...] -> (the video padded with zeros to a multiple of `BUCKET` frames as a batch of one,
-  [1, T', ...], and its length [1] = [T]): what `arp_jax.pool(..., axis=1, lengths=...)` takes."""
-  T = frames.shape[0]
-  padded = np.zeros((1, -(-T // BUCKET) * BUCKET) + frames.shape[1:], frames.dtype)
-  padded[0, :T] = frames
-  return padded, np.array([T])
-
-
-def _check_frames(frames) -> np.ndarray:
-  frames = np.asarray(frames)
-  if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[0] == 0:
-    raise ValueError(f"frames has shape {frames.shape} and dtype {frames.dtype}; expected uint8 "
-                     "[T, H, W, C] with T >= 1")
-  return frames
-
-
-def _window_args(window, stride, start) -> dict:
-  """`arp_jax.pool`'s window arguments; {} pools the whole video."""
-  if window is None:
-    if stride is not None or start != 0:
-      raise ValueError("stride and start need window=...; without a window the whole video is pooled")
-    return {}
-  return dict(window=window, stride=stride, start=start)
 
 
 def dynamic_images(frames, window: int | None = None, stride: int | None = None, start: int = 0):
@@ -126,9 +74,9 @@ def dynamic_images(frames, window: int | None = None, stride: int | None = None,
   Raises:
     ValueError: `frames` is not `uint8 [T, H, W, C]` with T >= 1, or the window arguments are invalid.
   """
-  frames = _check_frames(frames)
+  frames = check_video(frames)
   T = frames.shape[0]
-  windows = _window_args(window, stride, start)
+  windows = window_arguments(window, stride, start)
   indices = arp_jax.window_indices(T, **windows) if windows else np.arange(T)[None]
   alpha = np.asarray(arp_jax.arp_weights(indices.shape[1]), np.float64)
   out = np.zeros((len(indices),) + frames.shape[1:], np.float32)

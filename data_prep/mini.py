@@ -89,3 +89,27 @@ def build_mini(dataset: str, data_dir, dynamic_images: tuple[str, ...] = ()) -> 
   build.build_datasets(dataset, 1, manual_dir, data_dir, ProcessOptions(flow="dis", short_side=64),
                        tuple(dynamic_images), wait_for_lock=True)
   return data_dir
+
+
+def add_arguments(parser) -> None:
+  """`arp-jax mini-data`: --dataset, --data-dir, --dynamic-images."""
+  parser.add_argument("--dataset", default="ucf101", choices=("ucf101", "hmdb51"))
+  parser.add_argument("--data-dir", required=True, help="the TFDS data folder (a runlocal config's "
+                      "<workdir>/mini_data, or its config.dataset.data_dir)")
+  parser.add_argument("--dynamic-images", default="", metavar="CONFIGS",
+                      help="comma-separated dynamic-image datasets to prepare too, e.g. rgb_w10s6,rgb_single")
+
+
+def run(args) -> int:
+  """Prepares the miniature dataset (split 1) and prints where it is."""
+  dynamic = tuple(filter(None, (part.strip() for part in args.dynamic_images.split(","))))
+  data_dir = build_mini(args.dataset, args.data_dir, dynamic)
+  print(f"miniature {args.dataset} (split 1{', ' + ', '.join(dynamic) if dynamic else ''}) prepared in "
+        f"{data_dir}")
+  return 0
+
+
+if __name__ == "__main__":
+  import sys  # pylint: disable=g-import-not-at-top
+  from arp_jax import cli  # pylint: disable=g-import-not-at-top
+  sys.exit(cli.main(["mini-data", *sys.argv[1:]]))

@@ -14,9 +14,10 @@ import time
 
 import numpy as np
 
-from data_prep import flow as flow_lib
-from data_prep.jpeg import JPEG_QUALITY, check_quality, encode_jpeg
-from data_prep.video import decode, resized_size
+from arp_jax import flow as flow_lib
+from arp_jax.checks import check_positive_number
+from arp_jax.jpeg import JPEG_QUALITY, check_quality, encode_jpeg
+from arp_jax.video import decode, resized_size
 
 FLOW_CHOICES = flow_lib.FLOW_METHODS + ("none",)
 
@@ -41,7 +42,7 @@ class ProcessOptions:
     if self.flow not in FLOW_CHOICES:
       raise ValueError(f"flow is {self.flow!r}; expected one of {FLOW_CHOICES}")
     resized_size(1, 1, self.short_side)  # the checks of the functions that use each option
-    flow_lib.check_bound(self.bound)
+    check_positive_number(self.bound, "bound")
     check_quality(self.quality)
 
   @property

@@ -21,6 +21,8 @@ import os
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from arp_jax.checks import is_int
+
 SPLITS = (1, 2, 3)
 DATASETS = ("ucf101", "hmdb51")
 
@@ -74,7 +76,7 @@ class Split:
 
 
 def _check_split_number(split) -> int:
-  if isinstance(split, bool) or not isinstance(split, int) or split not in SPLITS:
+  if not is_int(split) or split not in SPLITS:
     raise ValueError(f"split is {split!r}; expected 1, 2 or 3 (the three official splits)")
   return split
 

@@ -42,9 +42,10 @@ import cv2
 import numpy as np
 import tensorflow_datasets as tfds
 
-from data_prep import flow as flow_lib
+from arp_jax import flow as flow_lib
+from arp_jax.checks import check_int, is_int
+from arp_jax.jpeg import encode_jpeg
 from data_prep.datasets import LocalBuilder, frames_features
-from data_prep.jpeg import encode_jpeg
 from data_prep.process import ProcessOptions, encode_flow
 
 SHAPES = ("disk", "square", "triangle")
@@ -81,15 +82,15 @@ def class_name(label: int) -> str:
 
 
 def _check_label(label) -> int:
-  if isinstance(label, bool) or not isinstance(label, (int, np.integer)) or not 0 <= label < len(CLASSES):
+  if not is_int(label) or not 0 <= label < len(CLASSES):
     raise ValueError(f"label is {label!r}; expected an int in 0..{len(CLASSES) - 1} (an index of CLASSES)")
   return int(label)
 
 
 def _check_geometry(num_frames, size) -> tuple[int, int]:
-  if isinstance(num_frames, bool) or not isinstance(num_frames, (int, np.integer)) or num_frames < 2:
+  if not is_int(num_frames) or num_frames < 2:
     raise ValueError(f"num_frames is {num_frames!r}; expected an int >= 2 (motion needs two frames)")
-  if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < MIN_SIZE:
+  if not is_int(size) or size < MIN_SIZE:
     raise ValueError(f"size is {size!r}; expected an int >= {MIN_SIZE} (the frame side in pixels)")
   return int(num_frames), int(size)
 
@@ -255,12 +256,11 @@ def make_dataset(num_per_class: int, seed: int, num_frames: int = 32, size: int 
   the other videos; different seeds give different videos (use one seed for training, another for test).
 
   Raises:
-    ValueError: `num_per_class` < 1, `seed` is not a non-negative int, or a `make_video` argument is invalid.
+    TypeError: `num_per_class` or `seed` is not an int.
+    ValueError: `num_per_class` < 1, `seed` < 0, or a `make_video` argument is invalid.
   """
-  if isinstance(num_per_class, bool) or not isinstance(num_per_class, (int, np.integer)) or num_per_class < 1:
-    raise ValueError(f"num_per_class is {num_per_class!r}; expected an int >= 1")
-  if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-    raise ValueError(f"seed is {seed!r}; expected an int >= 0")
+  check_int(num_per_class, "num_per_class")
+  check_int(seed, "seed", low=0)
   _check_geometry(num_frames, size)  # fail before yielding anything
   _check_noise(noise)
   for label, name in enumerate(CLASSES):
@@ -276,10 +276,10 @@ def split_seed(seed: int, split: str) -> int:
   split of the config with the next seed.
 
   Raises:
-    ValueError: `seed` is not a non-negative int, or `split` is neither "train" nor "test".
+    TypeError: `seed` is not an int.
+    ValueError: `seed` < 0, or `split` is neither "train" nor "test".
   """
-  if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-    raise ValueError(f"seed is {seed!r}; expected an int >= 0")
+  check_int(seed, "seed", low=0)
   if split not in ("train", "test"):
     raise ValueError(f"split is {split!r}; expected 'train' or 'test'")
   return int(np.random.SeedSequence([int(seed), ("train", "test").index(split)]).generate_state(1)[0])
@@ -307,12 +307,9 @@ class SyntheticMotionConfig(tfds.core.BuilderConfig):
 
   def __post_init__(self):
     for field in ("num_per_class_train", "num_per_class_test"):
-      value = getattr(self, field)
-      if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{field} is {value!r}; expected an int >= 1")
+      check_int(getattr(self, field), field)
     _check_geometry(self.num_frames, self.size)
-    if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
-      raise ValueError(f"seed is {self.seed!r}; expected an int >= 0")
+    check_int(self.seed, "seed", low=0)
     if self.flow not in flow_lib.FLOW_METHODS:
       raise ValueError(f"flow is {self.flow!r}; expected one of {flow_lib.FLOW_METHODS}")
     _check_noise(self.noise)
@@ -397,3 +394,28 @@ def build(data_dir, config: SyntheticMotionConfig | str | None = None) -> Synthe
   builder = SyntheticMotion(config=config, data_dir=os.fspath(data_dir), file_format="array_record")
   builder.download_and_prepare()
   return builder
+
+
+def add_arguments(parser) -> None:
+  """`arp-jax synthetic-data`: --data-dir, --variant."""
+  parser.add_argument("--data-dir", required=True,
+                      help="the TFDS data folder; the dataset goes to DATA_DIR/synthetic_motion/VARIANT")
+  parser.add_argument("--variant", default=SyntheticMotion.DEFAULT_CONFIG_NAME,
+                      choices=sorted(SyntheticMotion.builder_configs),
+                      help="default: 12 classes x (40 train + 10 test) videos; tiny: a few, for smoke runs")
+
+
+def run(args) -> int:
+  """Builds the synthetic dataset (or finds it built) and prints where it is."""
+  builder = build(args.data_dir, args.variant)
+  print(f"synthetic_motion/{args.variant} prepared in {builder.data_dir}")
+  return 0
+
+
+if __name__ == "__main__":
+  import sys  # pylint: disable=g-import-not-at-top
+  from arp_jax import cli  # pylint: disable=g-import-not-at-top
+  # The dispatcher imports this module by name: let it find this one, since a second import would
+  # register the TFDS builder `synthetic_motion` twice (an error).
+  sys.modules.setdefault("data_prep.synthetic", sys.modules["__main__"])
+  sys.exit(cli.main(["synthetic-data", *sys.argv[1:]]))

@@ -1,15 +1,27 @@
-"""Shared fixtures: real clips from tests/data (see tests/data/SOURCES.md)."""
+"""Shared fixtures (real clips from tests/data, see tests/data/SOURCES.md) and the `integration` marker.
+
+Layout: tests/<package path>/test_<module>.py mirrors the library (tests/pooling/test_rank_pooling.py tests
+arp_jax/pooling/rank_pooling.py); tests/integration/ holds the end-to-end and subprocess tests (training
+runs, the command line, dataset builds, several processes), every one marked `integration`
+(`pytest -m "not integration"` runs the rest in about a third of the time); tests/support/ holds the
+helpers tests share (on the path: `from paths import DATA`).
+"""
 
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from data_prep.video import read_frames
+from arp_jax.video import read_frames
+from paths import HMDB_CLIP as HMDB51_CLIP, UCF_CLIP as UCF101_CLIP
 
-DATA = Path(__file__).parent / "data"
-UCF101_CLIP = DATA / "clips" / "ucf101" / "v_ApplyEyeMakeup_g01_c01.avi"
-HMDB51_CLIP = DATA / "clips" / "hmdb51" / "6arrowswithin30seconds_shoot_bow_f_nm_np1_fr_med_3.avi"
+INTEGRATION = Path(__file__).parent / "integration"
+
+
+def pytest_collection_modifyitems(items):
+  for item in items:
+    if INTEGRATION in Path(item.path).parents:
+      item.add_marker(pytest.mark.integration)
 
 
 @pytest.fixture(scope="session")

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 import arp_jax
-from arp_jax import ranking_study
+from arp_jax import cli, ranking_study
+from arp_jax.jpeg import encode_jpeg
+from arp_jax.pooling.bucketed import RP_C
 from arp_jax.pooling.rank_pooling import rank_pool_pixels
-from data_prep.dynamic import RP_C
-from data_prep.jpeg import encode_jpeg
 
 
 def _example(name: str, frames) -> dict:
@@ -83,7 +83,7 @@ def test_run_resumes_remeasures_older_records_and_reports_bad_videos(small_clips
          "arp": {"accuracy": 0.5, "seconds": 1.0}}
   out.write_text(json.dumps(old) + "\n")
   log = io.StringIO()
-  first = ranking_study.run(source, out, max_videos=2, log=log)
+  first = ranking_study.measure(source, out, max_videos=2, log=log)
   assert "1 records" in log.getvalue() and "measuring those videos again" in log.getvalue()
   assert first["videos"] == 2 and first["classes"] == 2 and first["skipped"] == {} and first["outdated"] == 0
   lines = out.read_text().splitlines()
@@ -94,7 +94,7 @@ def test_run_resumes_remeasures_older_records_and_reports_bad_videos(small_clips
   with out.open("a") as file:
     file.write('{"name": "corrupt.a')  # a run killed in the middle of a line
 
-  result = ranking_study.run(source, out)
+  result = ranking_study.measure(source, out)
   records = [json.loads(line) for line in out.read_text().splitlines()[len(lines):]]  # the torn line is gone
   assert [r["name"] for r in records] == ["corrupt.avi", "still.avi"]  # a and b were not measured again
   assert result["videos"] == 2 and set(result["skipped"]) == {"corrupt.avi", "still.avi"}
@@ -116,7 +116,7 @@ def test_run_resumes_remeasures_older_records_and_reports_bad_videos(small_clips
               "95.5 +- 0.6", "2 skipped", "std videos | std class means | s.e. mean"):
     assert row in text
   with pytest.raises(ValueError, match="max_videos is 0"):
-    ranking_study.run(source, out, max_videos=0)
+    ranking_study.measure(source, out, max_videos=0)
 
 
 def test_accuracy_statistics_label_the_candidates_for_the_papers_plus_minus():
@@ -133,9 +133,9 @@ def test_accuracy_statistics_label_the_candidates_for_the_papers_plus_minus():
 
 
 def test_command_line_errors(tmp_path, capsys):
-  assert ranking_study.main(["--dataset", "ucf101_frames/split1", "--data_dir", str(tmp_path),
-                             "--out", str(tmp_path / "out.jsonl")]) == 2
+  assert cli.main(["ranking-study", "--dataset", "ucf101_frames/split1", "--data_dir", str(tmp_path),
+                   "--out", str(tmp_path / "out.jsonl")]) == 2
   assert "is not prepared under" in capsys.readouterr().err
-  with pytest.raises(SystemExit) as exit_info:
-    ranking_study.main(["--dataset", "ucf101_dynamic_images/split1_rgb_single", "--out", "x.jsonl"])
-  assert exit_info.value.code == 2 and "expected a frames dataset" in capsys.readouterr().err
+  assert cli.main(["ranking-study", "--dataset", "ucf101_dynamic_images/split1_rgb_single", "--out",
+                   "x.jsonl"]) == 2
+  assert "expected a frames dataset" in capsys.readouterr().err

@@ -1,16 +1,17 @@
-"""Tests for data_prep.video on the real clips in tests/data/clips (see tests/data/SOURCES.md)."""
+"""Tests for arp_jax.video on the real clips in tests/data/clips (see tests/data/SOURCES.md)."""
 
 import hashlib
-from pathlib import Path
 
 import av
 import numpy as np
 import pytest
 from PIL import Image
 
-from data_prep import video
+from arp_jax import video
 
-CLIPS = Path(__file__).parent / "data" / "clips"
+from paths import DATA
+
+CLIPS = DATA / "clips"
 UCF_CLIP = CLIPS / "ucf101" / "v_ApplyEyeMakeup_g01_c01.avi"
 HMDB_CLIPS = sorted((CLIPS / "hmdb51").glob("*.avi"))
 

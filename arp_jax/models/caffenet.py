@@ -71,6 +71,11 @@ class CaffeNet(nn.Module):
   dtype: Any = jnp.float32
 
   BOUNDARIES = ("conv1", "relu1", "conv2", "relu2", "conv3", "conv4", "conv5", "merge", "logits")
+  # Temporal pooling inserted in this backbone, as the reference does it (`models.video`): ARP's output
+  # L2-normalised to 6000 and clipped to 128 at the input (mean-subtracted pixels' range), x 0.1 then
+  # ReLU deeper (it replaces ReLU outputs); parametric pooling initialised constant, ending in a ReLU.
+  POOLING = {"arp_scaling": ("l2_6000_clip_128", "x0.1_relu"), "pp_init": "constant",
+             "pp_batch_norm": False}
 
   @nn.compact
   def __call__(self, x, train: bool = False, start: str | None = None, stop: str | None = None):

@@ -9,7 +9,6 @@ k, so running from `start` to `stop` applies the pieces `index(start) ... index(
 from __future__ import annotations
 
 from collections.abc import Sequence
-import functools
 import math
 
 import flax.linen as nn
@@ -87,76 +86,3 @@ def local_response_norm(x: jax.Array, size: int = 5, alpha: float = 1e-4, beta: 
   window_sum = lax.reduce_window(x32 * x32, 0.0, lax.add, (1,) * (x.ndim - 1) + (size,),
                                  (1,) * x.ndim, pad)
   return (x32 / (k + (alpha / size) * window_sum) ** beta).astype(x.dtype)
-
-
-def _grouped_conv_xla(x, kernel, stride: int, groups: int):
-  return lax.conv_general_dilated(x, kernel, (stride, stride), ((1, 1), (1, 1)),
-                                  dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=groups)
-
-
-def _grouped_conv_by_taps(x, kernel, stride: int, groups: int):
-  """The same 3x3 grouped convolution as 9 shifted slices and one batched matmul over the groups."""
-  B, H, W, C = x.shape
-  out = kernel.shape[-1]
-  padded = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
-  Ho, Wo = (H - 1) // stride + 1, (W - 1) // stride + 1
-  taps = [padded[:, dy:dy + stride * (Ho - 1) + 1:stride, dx:dx + stride * (Wo - 1) + 1:stride]
-          for dy in range(3) for dx in range(3)]
-  patches = jnp.stack(taps, 3).reshape(B, Ho, Wo, 9, groups, C // groups)
-  weights = kernel.reshape(9, C // groups, groups, out // groups)
-  return jnp.einsum("bhwkgc,kcgo->bhwgo", patches, weights).reshape(B, Ho, Wo, out)
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
-def _grouped_conv_cpu(x, kernel, stride, groups):
-  return _grouped_conv_xla(x, kernel, stride, groups)
-
-
-def _grouped_conv_cpu_forward(x, kernel, stride, groups):
-  return _grouped_conv_xla(x, kernel, stride, groups), (x, kernel)
-
-
-def _grouped_conv_cpu_backward(stride, groups, residuals, cotangent):
-  _, vjp = jax.vjp(lambda x, kernel: _grouped_conv_by_taps(x, kernel, stride, groups), *residuals)
-  return vjp(cotangent)
-
-
-_grouped_conv_cpu.defvjp(_grouped_conv_cpu_forward, _grouped_conv_cpu_backward)
-
-
-def grouped_conv3x3(x, kernel, stride: int, groups: int):
-  """3x3 grouped convolution, padding 1: x [B, H, W, C], kernel [3, 3, C / groups, O] -> [B, H', W', O].
-
-  XLA:CPU differentiates grouped convolutions very slowly (one ResNeXt-50 layer at batch 8: 9 s for the
-  backward pass, against 0.1 s for the same layer written as shifted slices and a batched matmul), so on
-  the CPU the backward pass goes through that formulation; the forward pass, where XLA's own grouped
-  convolution is the faster, and every other backend, keep `lax.conv_general_dilated`.
-  """
-  if jax.default_backend() == "cpu":
-    return _grouped_conv_cpu(x, kernel, stride, groups)
-  return _grouped_conv_xla(x, kernel, stride, groups)
-
-
-def pointwise_conv(x, kernel, stride: int):
-  """1x1 convolution without padding as a matrix product: x [B, H, W, C], kernel [1, 1, C, O] ->
-  [B, ceil(H / stride), ceil(W / stride), O]. On XLA:CPU its forward and backward run 2-3x faster than
-  the convolution's (ResNeXt-50 layers at batch 8: 46-120 ms against 119-273 ms)."""
-  return jnp.einsum("bhwc,co->bhwo", x[:, ::stride, ::stride], kernel[0, 0])
-
-
-def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,
-                         dimension_numbers=None, feature_group_count=1, **kwargs):
-  """`lax.conv_general_dilated` for `nn.Conv(conv_general_dilated=...)` (NHWC input, HWIO kernel). It
-  sends ResNeXt's 3x3 grouped convolutions (padding 1) to `grouped_conv3x3`, which picks its backward pass
-  by backend, and, on the CPU, its 1x1 convolutions to `pointwise_conv`; the results are the same, only
-  faster to differentiate there."""
-  dilated = any(d != 1 for d in (lhs_dilation or ()) + (rhs_dilation or ()))
-  padding = tuple(map(tuple, padding)) if not isinstance(padding, str) else padding
-  if window_strides[0] == window_strides[1] and not dilated:
-    if feature_group_count > 1 and rhs.shape[:2] == (3, 3) and padding == ((1, 1), (1, 1)):
-      return grouped_conv3x3(lhs, rhs, window_strides[0], feature_group_count)
-    if (jax.default_backend() == "cpu" and feature_group_count == 1 and rhs.shape[:2] == (1, 1)
-        and padding == ((0, 0), (0, 0))):
-      return pointwise_conv(lhs, rhs, window_strides[0])
-  return lax.conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation,
-                                  dimension_numbers, feature_group_count, **kwargs)

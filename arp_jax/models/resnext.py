@@ -15,26 +15,40 @@ downsample_bn}, ..., fc. Layout: NHWC.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 import functools
 from typing import Any
 
 import flax.linen as nn
+from jax import lax
 import jax.numpy as jnp
 
+from arp_jax import platforms
 from arp_jax.models import layers
+from arp_jax.xla_cpu import conv as xla_cpu_conv
 
 # torchvision's initialisation for training from scratch: He-normal on the fan-out of each convolution.
 _conv_init = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
 
+_convolution_by_platform = platforms.by_platform(lax.conv_general_dilated,
+                                                 cpu=xla_cpu_conv.conv_general_dilated)
 
-def _conv(features: int, kernel: int, stride: int, groups: int, dtype, name: str) -> nn.Conv:
+
+def platform_conv(lhs, rhs, window_strides, padding, **settings):
+  """`lax.conv_general_dilated` as `nn.Conv` calls it, in XLA:CPU's formulation on the CPU (grouped 3x3
+  convolutions differentiated by shifted slices, 1x1 ones as matrix products: `arp_jax.xla_cpu.conv`) and
+  XLA's own convolution on every other platform. ResNeXt's default `conv_general_dilated`."""
+  return _convolution_by_platform(lhs, rhs, window_strides=window_strides, padding=padding, **settings)
+
+
+def _conv(features: int, kernel: int, stride: int, groups: int, dtype, name: str,
+          conv_general_dilated: Callable) -> nn.Conv:
   # Explicit symmetric padding (kernel // 2) as in torch: "SAME" would pad stride-2 layers on the bottom
   # and right only, shifting every map by one pixel against the pretrained weights.
   pad = kernel // 2
   return nn.Conv(features, (kernel, kernel), strides=(stride, stride), padding=((pad, pad), (pad, pad)),
                  feature_group_count=groups, use_bias=False, dtype=dtype, param_dtype=jnp.float32,
-                 kernel_init=_conv_init, conv_general_dilated=layers.conv_general_dilated, name=name)
+                 kernel_init=_conv_init, conv_general_dilated=conv_general_dilated, name=name)
 
 
 def _batch_norm(train: bool, dtype, name: str) -> nn.BatchNorm:
@@ -57,18 +71,19 @@ class Bottleneck(nn.Module):
   cardinality: int = 32
   downsample: bool = False
   dtype: Any = jnp.float32
+  conv_general_dilated: Callable = platform_conv
 
   @nn.compact
   def __call__(self, x, train: bool, final_relu: bool = True):
     """[B, H, W, C] -> [B, H / strides, W / strides, 4 * planes]; `final_relu=False` returns the residual
     sum before its ReLU (the "merge" boundary of the last block)."""
     norm = functools.partial(_batch_norm, train, self.dtype)
-    y = nn.relu(norm("bn1")(_conv(self.width, 1, 1, 1, self.dtype, "conv1")(x)))
-    y = nn.relu(norm("bn2")(_conv(self.width, 3, self.strides, self.cardinality, self.dtype, "conv2")(y)))
-    y = norm("bn3")(_conv(4 * self.planes, 1, 1, 1, self.dtype, "conv3")(y))
+    conv = functools.partial(_conv, dtype=self.dtype, conv_general_dilated=self.conv_general_dilated)
+    y = nn.relu(norm("bn1")(conv(self.width, 1, 1, 1, name="conv1")(x)))
+    y = nn.relu(norm("bn2")(conv(self.width, 3, self.strides, self.cardinality, name="conv2")(y)))
+    y = norm("bn3")(conv(4 * self.planes, 1, 1, 1, name="conv3")(y))
     if self.downsample:
-      x = norm("downsample_bn")(_conv(4 * self.planes, 1, self.strides, 1, self.dtype,
-                                      "downsample_conv")(x))
+      x = norm("downsample_bn")(conv(4 * self.planes, 1, self.strides, 1, name="downsample_conv")(x))
     y = y + x
     return nn.relu(y) if final_relu else y
 
@@ -106,6 +121,9 @@ class ResNeXt(nn.Module):
       0.8 for flow.
     dtype: compute dtype (e.g. jnp.bfloat16); parameters and BatchNorm statistics stay float32, logits
       come back float32.
+    conv_general_dilated: the convolution of every layer, `lax.conv_general_dilated`'s signature (as
+      `nn.Conv` takes it): by default `platform_conv`, XLA's convolution everywhere but XLA:CPU, where a
+      formulation that differentiates faster replaces it (`arp_jax.xla_cpu.conv`).
   """
 
   stage_sizes: Sequence[int]
@@ -119,8 +137,12 @@ class ResNeXt(nn.Module):
   in_channels: int = 3
   dropout_rate: float = 0.0
   dtype: Any = jnp.float32
+  conv_general_dilated: Callable = platform_conv
 
   BOUNDARIES = ("stem", "res2", "res3", "res4", "res5", "merge", "logits")
+  # Temporal pooling inserted in this backbone, as the reference does it (`models.video`): ARP's output
+  # x 0.1 at every depth; parametric pooling initialised 0.1 * N(0, 1), followed by BatchNorm.
+  POOLING = {"arp_scaling": ("x0.1", "x0.1"), "pp_init": "normal", "pp_batch_norm": True}
 
   @nn.compact
   def __call__(self, x, train: bool = False, start: str | None = None, stop: str | None = None):
@@ -145,7 +167,8 @@ class ResNeXt(nn.Module):
     merge = self.BOUNDARIES.index("merge")
 
     if i <= 0 < j:  # stem
-      conv = _conv(self.base_planes, self.stem_kernel, self.stem_stride, 1, self.dtype, "conv1")
+      conv = _conv(self.base_planes, self.stem_kernel, self.stem_stride, 1, self.dtype, "conv1",
+                   self.conv_general_dilated)
       x = nn.relu(_batch_norm(train, self.dtype, "bn1")(conv(x)))
       if self.stem_pool:
         x = nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
@@ -159,6 +182,7 @@ class ResNeXt(nn.Module):
         last = stage == len(self.stage_sizes) - 1 and block == num_blocks - 1
         x = Bottleneck(planes, width, strides=2 if stage > 0 and block == 0 else 1,
                        cardinality=self.cardinality, downsample=block == 0, dtype=self.dtype,
+                       conv_general_dilated=self.conv_general_dilated,
                        name=f"layer{stage + 1}_{block}")(x, train, final_relu=not last)
     if i <= merge < j:  # from "merge" to "logits"
       x = nn.relu(x)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 
+from arp_jax import checks
+
 VARIANTS = ("harmonic", "linear")
 
 
@@ -31,7 +33,7 @@ def arp_weights(T: int, variant: str = "harmonic") -> np.ndarray:
     formulas give 0, which would turn a one-frame video into a black image).
   """
   _check_variant(variant)
-  if isinstance(T, bool) or not isinstance(T, (int, np.integer)):
+  if not checks.is_int(T):
     raise TypeError(f"T must be an int (the number of frames), got {T!r}")
   if T < 1:
     raise ValueError(f"T={T}: a video needs at least one frame to be pooled")

@@ -40,7 +40,7 @@ def init_parametric_pooling(key, kind: str, window: int = 10, init: str = "const
     raise ValueError(f"unknown parametric pooling {kind!r}; expected one of {tuple(KINDS)}")
   if init not in ("constant", "normal"):
     raise ValueError(f"unknown init {init!r}; expected 'constant' or 'normal'")
-  if isinstance(window, bool) or not isinstance(window, int) or window < 1:
+  if not checks.is_int(window) or window < 1:
     raise ValueError(f"window={window!r}; expected an int >= 1 (frames per window)")
   shapes = [(window, 1)] if kind == "pp1" else [(window, window), (window, 1)]
   layers = {}

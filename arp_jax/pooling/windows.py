@@ -23,7 +23,7 @@ def check_window_args(window: int, stride: int | None, start: int, tail: str) ->
   for name, value, low in (("window", window, 1), ("stride", stride, 1), ("start", start, 0)):
     if value is None and name == "stride":
       continue
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+    if not checks.is_int(value):
       raise TypeError(f"{name} must be an int, got {value!r}")
     if value < low:
       raise ValueError(f"{name}={value}; expected an int >= {low}")
@@ -56,7 +56,7 @@ def num_windows(T: int, window: int, stride: int | None = None, start: int = 0, 
   longer than the frames from `start` on.
   """
   stride = check_window_args(window, stride, start, tail)
-  if isinstance(T, bool) or not isinstance(T, (int, np.integer)) or T < 1:
+  if not checks.is_int(T) or T < 1:
     raise ValueError(f"T={T!r}; expected the number of frames, an int >= 1")
   if start >= T:
     raise ValueError(f"start={start} is past the last frame of a {T}-frame video")

@@ -1,0 +1,16 @@
+"""Optical flow for the flow streams: computed between consecutive frames, quantised to 8 bits, stored.
+
+The paper's flow streams use TV-L1 flow (Zach, Pock, Bischof 2007) with each displacement clipped to
++-20 px and rescaled linearly to 0..255 (`quantize`), stored as one grey JPEG per component in the
+TSN/denseflow layout (`layout.write_flow_jpegs`, `layout.read_flow_jpegs`). Components are (u, v): u positive to the
+right, v downwards; flow k goes from frame k to frame k+1.
+
+  opencv.py        `compute_flow` by OpenCV (TV-L1, Farneback, DIS); OpenCV loads on first use
+  quantization.py  `quantize` / `dequantize` between pixels and 8-bit codes
+  layout.py        the x_00001.jpg / y_00001.jpg files (imported on its own: it needs PIL and PyAV)
+"""
+
+from arp_jax.flow.opencv import FARNEBACK_PARAMS, FLOW_METHODS, compute_flow
+from arp_jax.flow.quantization import DEFAULT_BOUND, dequantize, quantize
+
+__all__ = ["DEFAULT_BOUND", "FARNEBACK_PARAMS", "FLOW_METHODS", "compute_flow", "dequantize", "quantize"]

@@ -1,0 +1,25 @@
+"""Configs of short training runs on the tiny synthetic dataset (`runlocal`)."""
+
+import importlib.util
+import os
+from pathlib import Path
+
+from paths import EXPERIMENTS
+
+_spec = importlib.util.spec_from_file_location("synthetic_four_stream", EXPERIMENTS / "synthetic_four_stream.py")
+synthetic_four_stream = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(synthetic_four_stream)
+CONFIG_FILE = EXPERIMENTS / "synthetic_four_stream.py"
+
+
+def stream_config(stream: str, data_dir: Path, **overrides):
+  """The runlocal config of a synthetic stream reading `data_dir`, with dotted-field overrides."""
+  config = synthetic_four_stream.get_config(f"stream={stream},runlocal")
+  config.dataset.data_dir = os.fspath(data_dir)
+  for key, value in overrides.items():
+    node = config
+    *parents, last = key.split(".")
+    for parent in parents:
+      node = node[parent]
+    node[last] = value
+  return config
