@@ -5,6 +5,7 @@ The paper's flow streams use TV-L1 flow (Zach, Pock, Bischof 2007) with each dis
 TSN/denseflow layout (`layout.write_flow_jpegs`, `layout.read_flow_jpegs`). Components are (u, v): u positive to the
 right, v downwards; flow k goes from frame k to frame k+1.
 
+  tvl1.py          `tvl1`, TV-L1 flow as a batched JAX op (pyramid.py: its image helpers)
   opencv.py        `compute_flow` by OpenCV (TV-L1, Farneback, DIS); OpenCV loads on first use
   quantization.py  `quantize` / `dequantize` between pixels and 8-bit codes
   layout.py        the x_00001.jpg / y_00001.jpg files (imported on its own: it needs PIL and PyAV)
@@ -12,5 +13,6 @@ right, v downwards; flow k goes from frame k to frame k+1.
 
 from arp_jax.flow.opencv import FARNEBACK_PARAMS, FLOW_METHODS, compute_flow
 from arp_jax.flow.quantization import DEFAULT_BOUND, dequantize, quantize
+from arp_jax.flow.tvl1 import tvl1
 
-__all__ = ["DEFAULT_BOUND", "FARNEBACK_PARAMS", "FLOW_METHODS", "compute_flow", "dequantize", "quantize"]
+__all__ = ["DEFAULT_BOUND", "FARNEBACK_PARAMS", "FLOW_METHODS", "compute_flow", "dequantize", "quantize", "tvl1"]
