@@ -3,7 +3,7 @@
 Layout: tests/<package path>/test_<module>.py mirrors the library (tests/pooling/test_rank_pooling.py tests
 arp_jax/pooling/rank_pooling.py); tests/integration/ holds the end-to-end and subprocess tests (training
 runs, the command line, dataset builds, several processes), every one marked `integration`
-(`pytest -m "not integration"` runs the other 738 of 985); tests/support/ holds the
+(`pytest -m "not integration"` runs the rest); tests/support/ holds the
 helpers tests share (on the path: `from paths import DATA`).
 """
 
