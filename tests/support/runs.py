@@ -1,15 +1,13 @@
 """Configs of short training runs on the tiny synthetic dataset (`runlocal`)."""
 
-import importlib.util
 import os
 from pathlib import Path
 
+from arp_jax.config import load_config_file
 from paths import EXPERIMENTS
 
-_spec = importlib.util.spec_from_file_location("synthetic_four_stream", EXPERIMENTS / "synthetic_four_stream.py")
-synthetic_four_stream = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(synthetic_four_stream)
 CONFIG_FILE = EXPERIMENTS / "synthetic_four_stream.py"
+synthetic_four_stream = load_config_file(CONFIG_FILE)
 
 
 def stream_config(stream: str, data_dir: Path, **overrides):
