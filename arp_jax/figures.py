@@ -157,7 +157,8 @@ def video_panels(frames, *, flow_method: str = "farneback",
   Args:
     frames: `uint8 [T, H, W, 3]` RGB, T >= 2 (or real values on the 0..255 scale; rounded to uint8 for
       the RGB and flow panels, pooled as they are for the dynamic image).
-    flow_method: "farneback" (fast, the default), "tvl1" (the paper's, slow) or "dis"; see
+    flow_method: "farneback" (fast, the default), "tvl1" (the paper's TV-L1, by the JAX op
+      `arp_jax.flow.tvl1`), "tvl1_opencv" (OpenCV's DualTVL1, slow) or "dis"; see
       `arp_jax.flow.compute_flow`.
     window: frames to use, the `window` consecutive frames centred on the middle of the video; None
       (default) uses every frame, like the dynamic images of Fig. 1.

@@ -19,8 +19,9 @@ idle machine it is close to the CPU rate. Ratios and the projection use CPU time
    reader: rate >= 0.7 x the rate of (1)).
 3b. What one dynamic-image builder does per video on its own: decode, windows 10/6, 8-bit, JPEG (no JPEG
    of the frames: that is the frames dataset's work).
-4. Optical flow ("tvl1", "farneback", "dis") with quantisation and JPEG of u and v (`encode_flow`), in
-   frame pairs per second, on a few pairs from the middle of each clip (TV-L1 is slow).
+4. Optical flow by OpenCV ("tvl1_opencv", "farneback", "dis") with quantisation and JPEG of u and v
+   (`encode_flow`), in frame pairs per second, on a few pairs from the middle of each clip (TV-L1 is slow).
+   The JAX op ("tvl1", batched, multi-threaded) is measured by benchmarks/build_bench.py and flow_bench.py.
 
 5. The training input's on-the-fly crop and resize of one window (`crop_params` + `augment`: 10 RGB frames
    of 320x240 cropped, resized to 224x224, flipped, minus the mean), with the crop drawn in the frame
@@ -31,7 +32,7 @@ idle machine it is close to the CPU rate. Ratios and the projection use CPU time
 
 Projection: hours to prepare UCF101 (frames + TV-L1 flow) on N cores, assuming 13,320 videos of ~2.48
 million frames in all (186.5 frames per clip on average), all 320x240, and perfect scaling with
-per-video parallelism (`data_prep.build --workers N`). The cost of a frame is (2) plus (4, tvl1) per pair;
+per-video parallelism (`data_prep.build --workers N`). The cost of a frame is (2) plus (4, tvl1_opencv) per pair;
 costs and JPEG sizes are measured per pixel, because the HMDB51 clips here are not all 320x240. The
 projected dataset size uses the average JPEG bytes per RGB frame and per flow image (u or v) measured here.
 
@@ -201,7 +202,7 @@ def main() -> None:
   cv2.setNumThreads(1)  # figures per core: no OpenCV thread pool
   # Flow passes are long (TV-L1: seconds per pair), so fewer of them are enough for a stable median.
   repeats, flow_repeats = (3, 1) if args.quick else (9, 3)
-  flow_pairs = {"tvl1": 4 if args.quick else 10, "farneback": 30 if args.quick else 60,
+  flow_pairs = {"tvl1_opencv": 4 if args.quick else 10, "farneback": 30 if args.quick else 60,
                 "dis": 30 if args.quick else 60}
   print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; cv2 {cv2.__version__} "
         f"(setNumThreads(1)), av {av.__version__}, pillow {PIL.__version__}")
@@ -242,16 +243,16 @@ def main() -> None:
 
   # Bytes per pixel, so that sizes carry over to UCF101's 320x240 frames; flow JPEGs are u and v apart.
   rgb_bpp = sum(map(len, jpegs["2. decode + JPEG frames"])) / pixels
-  flow_bpp = sum(map(len, jpegs["tvl1"])) / (2 * rates["tvl1"].pixels)
+  flow_bpp = sum(map(len, jpegs["tvl1_opencv"])) / (2 * rates["tvl1_opencv"].pixels)
   dynamic = jpegs["3. (2) + dynamic images, JPEG"]
   print(f"\nJPEG q95, average bytes: RGB frame {rgb_bpp * pixels / frames:,.0f} ({rgb_bpp:.3f} per pixel); "
-        f"TV-L1 flow image, u or v, {flow_bpp * rates['tvl1'].pixels / rates['tvl1'].frames:,.0f} "
+        f"TV-L1 flow image, u or v, {flow_bpp * rates['tvl1_opencv'].pixels / rates['tvl1_opencv'].frames:,.0f} "
         f"({flow_bpp:.3f} per pixel);\n  dynamic image {sum(map(len, dynamic)) / len(dynamic):,.0f} "
         f"({len(dynamic)} of them: whole clips + windows)")
 
   ucf_pairs = UCF101_FRAMES - UCF101_VIDEOS
   frame_cost = rates["2. decode + JPEG frames"].seconds_at_320x240
-  flow_cost = rates["tvl1"].seconds_at_320x240
+  flow_cost = rates["tvl1_opencv"].seconds_at_320x240
   total_hours = (UCF101_FRAMES * frame_cost + ucf_pairs * flow_cost) / 3600
   print(f"\nUCF101 projection: {UCF101_VIDEOS:,} videos, {UCF101_FRAMES:,} frames at 320x240, frames + "
         "TV-L1 flow,\n  perfect scaling with per-video parallelism (data_prep.build --workers N)")

@@ -11,7 +11,9 @@ On 320x240 consecutive pairs of the real clips in tests/data/clips:
    >= 500 pairs/s).
 3. The epsilon stopping rule against fixed counts: ours with epsilon = 0 and one outer iteration per warp
    (30 inner steps, fixed), time and EPE against OpenCV; `--maxima` adds every iteration the maxima allow
-   (epsilon = 0, 10 outer iterations: about 25-30x slower). Also ours with bicubic warping.
+   (epsilon = 0, 10 outer iterations: about 25-30x slower). Also ours with bilinear warping, and, on the
+   CPU, the vmapped formulation that accelerators run (`tvl1` solves the pairs one at a time on XLA:CPU,
+   `arp_jax.xla_cpu.tvl1`): what that choice is worth here.
 4. Agreement: mean end-point error (EPE) between our flow and OpenCV's, and the share of quantised codes
    (bound 20) within +-2.
 
@@ -21,6 +23,8 @@ Pass/fail targets are for the reader, not asserted: this is a measurement, never
 from __future__ import annotations
 
 import argparse
+import functools
+import importlib
 import os
 from pathlib import Path
 import platform
@@ -30,6 +34,9 @@ import jax
 import numpy as np
 
 from arp_jax import flow
+from arp_jax.flow import pyramid
+
+TVL1 = importlib.import_module("arp_jax.flow.tvl1")  # the module (`flow.tvl1` is the op)
 from arp_jax.video import read_frames
 
 CLIPS = Path(__file__).resolve().parent.parent / "tests" / "data" / "clips"
@@ -54,17 +61,37 @@ def load_pairs(count: int) -> tuple[np.ndarray, np.ndarray]:
   return np.stack(first), np.stack(second)
 
 
-def time_ours(frame0, frame1, repeats: int, **params) -> tuple[float, float, np.ndarray]:
-  """(first call seconds, steady seconds (median of `repeats`), flow) of one batched call."""
+def time_ours(frame0, frame1, repeats: int, op=flow.tvl1, **params) -> tuple[float, float, np.ndarray]:
+  """(first call seconds, steady seconds (median of `repeats`), flow) of one batched call of `op`."""
   start = time.perf_counter()
-  result = np.asarray(jax.block_until_ready(flow.tvl1(frame0, frame1, **params)))
+  result = np.asarray(jax.block_until_ready(op(frame0, frame1, **params)))
   first = time.perf_counter() - start
   times = []
   for _ in range(repeats):
     start = time.perf_counter()
-    jax.block_until_ready(flow.tvl1(frame0, frame1, **params))
+    jax.block_until_ready(op(frame0, frame1, **params))
     times.append(time.perf_counter() - start)
   return first, float(np.median(times)), result
+
+
+def vmapped_tvl1(frame0, frame1):
+  """`flow.tvl1` with its defaults in the formulation accelerators run (every pair of the batch in each
+  step, `jax.vmap`), forced on whatever platform this is: uint8 RGB `[B, H, W, 3]` twice -> `[B, H, W, 2]`."""
+  params = TVL1._check_params(**_defaults())  # pylint: disable=protected-access
+  grey0, grey1 = (pyramid.to_grey(jax.numpy.asarray(f), rgb=True) for f in (frame0, frame1))
+  return _jit_vmapped(grey0, grey1, params)
+
+
+@functools.partial(jax.jit, static_argnums=2)
+def _jit_vmapped(grey0, grey1, params):
+  pair_flow = functools.partial(TVL1._tvl1_pair, params=params)  # pylint: disable=protected-access
+  return TVL1._vmapped(grey0, grey1, pair_flow=pair_flow)  # pylint: disable=protected-access
+
+
+def _defaults() -> dict:
+  import inspect  # pylint: disable=import-outside-toplevel
+  return {name: p.default for name, p in inspect.signature(flow.tvl1).parameters.items()
+          if p.kind is inspect.Parameter.KEYWORD_ONLY}
 
 
 def opencv_flows(frame0, frame1):
@@ -128,9 +155,11 @@ def main() -> None:
     print("ours (epsilon rule): " + agreement(ours[:opencv_pairs], opencv_flow))
 
   variants = {"fixed counts (epsilon 0, 1 outer x 30 inner per warp)": dict(epsilon=0.0, outer_iterations=1),
-              "bicubic warping": dict(interpolation="bicubic")}
+              "bilinear warping": dict(interpolation="bilinear")}
   if args.maxima:
     variants["maxima (epsilon 0, 10 outer x 30 inner per warp)"] = dict(epsilon=0.0)
+  if jax.default_backend() == "cpu":
+    variants["vmapped formulation (what accelerators run), forced on the CPU"] = dict(op=vmapped_tvl1)
   for name, params in variants.items():
     _, steady, result = time_ours(frame0, frame1, 1, **params)
     line = f"ours {name}: {batch / steady:8.2f} pairs/s"

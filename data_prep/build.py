@@ -1,11 +1,13 @@
 """One command per dataset: video archives -> TFDS datasets of frames, flow and dynamic images.
 
     arp-jax build --dataset ucf101 --manual_dir ~/ucf101 --data_dir ~/tensorflow_datasets \\
-        [--split 1] [--flow tvl1|farneback|dis|none] [--workers N] [--dynamic_images rgb_w10s6,flow_w10s6]
+        [--split 1] [--flow tvl1|tvl1_opencv|farneback|dis|none] [--workers N] [--dynamic_images ...]
 
 Two stages:
-1. Every video of the split is prepared (decoded, flow computed, JPEG-encoded) by `--workers` processes
-   into the cache under `<data_dir>/arp_jax_cache` (`data_prep.cache`), with a progress bar. Each video is
+1. Every video of the split is prepared (decoded, flow computed, JPEG-encoded) into the cache under
+   `<data_dir>/arp_jax_cache` (`data_prep.cache`), with a progress bar: with `--flow tvl1` (the JAX op, on
+   the accelerator if any) `--workers` threads decode while the flow runs in batches in this process
+   (`data_prep.batched_flow`), otherwise `--workers` processes prepare a video each. Each video is
    one atomically written file, so an interrupted build (Ctrl-C, a killed job) resumes where it stopped:
    nothing prepared is prepared again and no partial file is ever read. A video that cannot be prepared is
    recorded with the reason and skipped; it never aborts the build.
@@ -32,18 +34,14 @@ does, once).
 from __future__ import annotations
 
 import argparse
-import concurrent.futures
 import contextlib
-import ctypes
 import dataclasses
 import json
-import multiprocessing
 import os
 from pathlib import Path
 import shutil
 import signal
 import sys
-import threading
 import time
 
 try:
@@ -52,8 +50,11 @@ except ImportError:  # Windows: no lock, as before
   fcntl = None
 
 from arp_jax import cli
+from arp_jax.flow.batching import DEFAULT_BATCH_PAIRS
 from data_prep import splits as splits_lib
+from data_prep.batched_flow import prepare_batched
 from data_prep.process import FLOW_CHOICES, Outcome, ProcessOptions, prepare_into_cache
+from data_prep.process_pool import prepare_in_processes
 
 REPORT_FOLDER = "arp_jax_reports"
 VIDEO_SUFFIXES = (".avi", ".mp4", ".mkv", ".webm", ".mov", ".mpg", ".mpeg")
@@ -71,39 +72,13 @@ class DataDirBusy(RuntimeError):
   """Another build of the same dataset holds the lock on the data_dir."""
 
 
-def _exit_with_parent(parent_pid: int) -> None:
-  """Ends this worker process when the build that started it dies (kill -9 included).
-
-  Otherwise an orphaned worker would go on preparing videos and then wait forever for more work. Linux
-  kills it at once (PR_SET_PDEATHSIG); elsewhere, and as a backstop, a thread polls the parent's pid.
-  """
-  if sys.platform.startswith("linux"):
-    try:
-      ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-      pass
-  if os.getppid() != parent_pid:  # the parent died before the line above
-    os._exit(1)  # pylint: disable=protected-access
-
-  def watch():
-    while os.getppid() == parent_pid:
-      time.sleep(1.0)
-    os._exit(1)  # pylint: disable=protected-access
-
-  threading.Thread(target=watch, name="exit_with_parent", daemon=True).start()
-
-
-def _init_worker(parent_pid: int) -> None:
-  _exit_with_parent(parent_pid)
-  # One process per core already: OpenCV's own threads would only oversubscribe the cores.
-  import cv2  # pylint: disable=import-outside-toplevel
-  cv2.setNumThreads(1)
-
-
-def prepare_all(videos: list[str], video_root, cache, options: ProcessOptions, workers: int) -> list[Outcome]:
+def prepare_all(videos: list[str], video_root, cache, options: ProcessOptions, workers: int,
+                batch_pairs: int = DEFAULT_BATCH_PAIRS) -> list[Outcome]:
   """Prepares every video of `videos` not yet in `cache`, `workers` at a time; one Outcome per video.
 
-  Videos already prepared (or recorded as failed) are not touched. On KeyboardInterrupt the workers are
+  Videos already prepared (or recorded as failed) are not touched. Flow "tvl1" (the JAX op): `workers`
+  threads decode, the flow runs in batches of `batch_pairs` pairs in this process (`prepare_batched`);
+  the other methods: `workers` processes (`prepare_in_processes`). On KeyboardInterrupt the workers are
   stopped and the interrupt propagates; what finished is kept and the rest is prepared on the next run.
   """
   outcomes, todo = {}, []
@@ -113,29 +88,14 @@ def prepare_all(videos: list[str], video_root, cache, options: ProcessOptions, w
     else:
       outcomes[video] = prepare_into_cache(cache, video_root, video, options)  # reads the status only
   with _progress(len(todo), "preparing videos") as bar:
-    if workers == 1:
-      for video in todo:
-        outcomes[video] = prepare_into_cache(cache, video_root, video, options)
-        bar.update()
+    if options.flow == "tvl1":
+      prepared = prepare_batched(todo, video_root, cache, options, workers, batch_pairs)
     else:
-      # "spawn": the workers need only OpenCV and PyAV, and must not inherit the parent's threads.
-      context = multiprocessing.get_context("spawn")
-      executor = concurrent.futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
-                                                        initargs=(os.getpid(),))
-      try:
-        futures = [executor.submit(prepare_into_cache, cache, str(video_root), video, options) for video in todo]
-        for future in concurrent.futures.as_completed(futures):
-          outcome = future.result()
-          outcomes[outcome.video] = outcome
-          bar.update()
-      except BaseException:
-        # Interrupted (Ctrl-C, SIGTERM): stop the videos in progress now rather than wait for them; their
-        # files are written atomically, so nothing partial stays. The executor has no public way to do it.
-        for process in list((getattr(executor, "_processes", None) or {}).values()):
-          process.terminate()
-        raise
-      finally:
-        executor.shutdown(wait=True, cancel_futures=True)
+      prepared = prepare_in_processes(todo, video_root, cache, options, workers)
+    with contextlib.closing(prepared):  # interrupted between two videos: the workers stop all the same
+      for outcome in prepared:
+        outcomes[outcome.video] = outcome
+        bar.update()
   return [outcomes[video] for video in videos]
 
 
@@ -226,10 +186,12 @@ def _videos_changed(builder, expected: set[str]) -> dict | None:
 
 def build_datasets(dataset: str, split: int, manual_dir, data_dir, options: ProcessOptions, dynamic=(),
                    workers: int = 1, beam_options=None, require_all: bool = False,
-                   retry_failed: bool = False, wait_for_lock: bool = False) -> dict:
+                   retry_failed: bool = False, wait_for_lock: bool = False,
+                   batch_pairs: int = DEFAULT_BATCH_PAIRS) -> dict:
   """Both stages for one split (see the module docstring); returns the report (also saved as JSON).
 
-  With `wait_for_lock`, waits for another build of `dataset` into `data_dir` to finish instead of failing.
+  With `--flow tvl1` the flow runs in batches of `batch_pairs` consecutive pairs (`prepare_all`). With
+  `wait_for_lock`, waits for another build of `dataset` into `data_dir` to finish instead of failing.
 
   Raises:
     ValueError, FileNotFoundError: a mistake in the arguments or the files (the message says which).
@@ -243,7 +205,7 @@ def build_datasets(dataset: str, split: int, manual_dir, data_dir, options: Proc
     if name not in DYNAMIC_CHOICES:
       raise ValueError(f"dynamic image set {name!r} is unknown; expected some of {DYNAMIC_CHOICES}")
     if name.startswith("flow") and options.flow == "none":
-      raise ValueError(f"dynamic image set {name!r} needs flow; pass --flow tvl1, farneback or dis")
+      raise ValueError(f"dynamic image set {name!r} needs flow; pass --flow tvl1, tvl1_opencv, farneback or dis")
   video_root, split_dir = datasets.dataset_layout(dataset, manual_dir)
   data_dir = Path(os.fspath(data_dir)).expanduser()
   with _lock(data_dir, dataset, wait_for_lock):
@@ -252,6 +214,11 @@ def build_datasets(dataset: str, split: int, manual_dir, data_dir, options: Proc
     entries = split_obj.train + split_obj.test
     missing = splits_lib.require_videos(entries, video_root, fatal=require_all)
     unlisted = _not_in_any_split(dataset, video_root, split_dir, {e.video for e in entries})
+    configs = [("frames", f"split{split}")] + [("dynamic_images", f"split{split}_{name}") for name in dynamic]
+    builders = [datasets.BUILDERS[dataset, kind](config=config, data_dir=os.fspath(data_dir), options=options,
+                                                 file_format="array_record") for kind, config in configs]
+    for builder in builders:  # before any video is prepared: a dataset of other options is refused at once
+      _check_existing(builder, options)
 
     cache = datasets.cache_for(data_dir, dataset, options)
     removed = cache.remove_partial()
@@ -262,7 +229,7 @@ def build_datasets(dataset: str, split: int, manual_dir, data_dir, options: Proc
                and (retry_failed or cache.failure_is_older(video, video_root / video))]
     for video in retried:
       cache.forget(video)
-    outcomes = [] if beam_options else prepare_all(present, video_root, cache, options, workers)
+    outcomes = [] if beam_options else prepare_all(present, video_root, cache, options, workers, batch_pairs)
 
     usable = {o.video for o in outcomes if o.status in ("done", "cached")}
     for name, split_entries in (("train", split_obj.train), ("test", split_obj.test)):
@@ -275,13 +242,8 @@ def build_datasets(dataset: str, split: int, manual_dir, data_dir, options: Proc
     download_config = tfds.download.DownloadConfig(
         manual_dir=os.fspath(manual_dir),
         beam_options=None if beam_options is None else _beam_pipeline_options(beam_options))
-    built, rebuilt = {}, {}
-    configs = [("frames", f"split{split}")] + [("dynamic_images", f"split{split}_{name}") for name in dynamic]
-    skipped = {}
-    for kind, config in configs:
-      builder = datasets.BUILDERS[dataset, kind](config=config, data_dir=os.fspath(data_dir), options=options,
-                                                 file_format="array_record")
-      _check_existing(builder, options)
+    built, rebuilt, skipped = {}, {}, {}
+    for (_, config), builder in zip(configs, builders):
       _remove_incomplete(builder)
       changes = None if beam_options else _videos_changed(builder, expected)
       config_download = download_config
@@ -356,9 +318,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
   parser.add_argument("--manual_dir", required=True, type=Path, help="the extracted archive and split files")
   parser.add_argument("--data_dir", required=True, type=Path, help="where the TFDS datasets are written")
   parser.add_argument("--split", default="1", choices=["1", "2", "3", "all"])
-  parser.add_argument("--flow", default="tvl1", choices=FLOW_CHOICES)
+  parser.add_argument("--flow", default="tvl1", choices=FLOW_CHOICES,
+                      help="tvl1: the paper's TV-L1 by the JAX op (default); tvl1_opencv: OpenCV's DualTVL1")
   parser.add_argument("--workers", type=cli.positive_int, default=os.cpu_count() or 1,
-                      help="processes preparing videos in parallel (default: every core)")
+                      help="processes preparing videos in parallel, or with --flow tvl1 threads decoding them "
+                           "(default: every core)")
+  parser.add_argument("--flow_batch_pairs", type=cli.positive_int, default=DEFAULT_BATCH_PAIRS,
+                      help="with --flow tvl1: consecutive frame pairs per batch of the flow (default: "
+                           f"{DEFAULT_BATCH_PAIRS}; more fills a large accelerator, device memory grows with it)")
   parser.add_argument("--short_side", type=cli.positive_int, default=None,
                       help="resize frames so the shorter side has this many pixels (default: keep)")
   parser.add_argument("--jpeg_quality", type=cli.positive_int, default=95)
@@ -385,7 +352,8 @@ def run(args: argparse.Namespace) -> int:
       dynamic = tuple(name.strip() for name in args.dynamic_images.split(",") if name.strip())
       for split in (1, 2, 3) if args.split == "all" else (int(args.split),):
         report = build_datasets(args.dataset, split, args.manual_dir, args.data_dir, options, dynamic,
-                                args.workers, args.beam_pipeline_options, args.require_all, args.retry_failed)
+                                args.workers, args.beam_pipeline_options, args.require_all, args.retry_failed,
+                                batch_pairs=args.flow_batch_pairs)
         print_report(report)
   except KeyboardInterrupt:
     print("\ninterrupted: every video prepared so far is kept; run the same command again to resume",

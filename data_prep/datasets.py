@@ -145,8 +145,9 @@ class _VideoBuilder(LocalBuilder, skip_registration=True):
     return cache_for(self.data_dir_root, self.DATASET, self.options)
 
   def build_metadata(self) -> tfds.core.MetadataDict:
-    """How the videos were prepared, saved with the dataset (metadata.json) for readers and rebuilds."""
-    return tfds.core.MetadataDict(flow=self.options.flow, flow_bound=self.options.bound,
+    """How the videos were prepared, saved with the dataset (metadata.json) for readers and rebuilds; the
+    flow as its identity (`ProcessOptions.flow_identity`), so that a dataset of another flow is refused."""
+    return tfds.core.MetadataDict(flow=self.options.flow_identity, flow_bound=self.options.bound,
                                   short_side=self.options.short_side, jpeg_quality=self.options.quality)
 
   def _download_and_prepare(self, dl_manager, download_config):  # pylint: disable=arguments-renamed

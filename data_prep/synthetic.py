@@ -1,8 +1,9 @@
 """A synthetic motion benchmark, generated on the fly: 12 classes of one shape moving in one direction.
 
 Each video is a static, textured background (smooth colour noise, different per video) over which one
-filled shape (disk, square or triangle) of a random colour, size and orientation moves along a straight
-line at a constant speed, left, right, up or down. The class is shape x direction ("disk_left", ...).
+filled shape (disk, square or triangle) of a random colour brighter than the background, random size and
+orientation moves along a straight line at a constant speed, left, right, up or down. The class is shape x
+direction ("disk_left", ...).
 
 The benchmark is built so that only the order of the frames tells the direction apart, which is what a
 dynamic image encodes and what neither one frame nor the mean of the frames can:
@@ -15,8 +16,13 @@ dynamic image encodes and what neither one frame nor the mean of the frames can:
   * the path is centred on a uniformly random point and the shape is offset across the path by a random
     whole number of steps of its own speed, so the position of the shape in a randomly chosen frame has the
     same distribution for horizontal and vertical motion: one random frame tells only the shape (at best
-    1/3 accuracy); the mean image still shows the streak, so the shape and the axis, never the sign (at
-    best 1/2); the dynamic image tells all three;
+    1/4 accuracy: the right shape, and one of its 4 directions at random); the mean image still shows the
+    streak, so the shape and the axis, never the sign (at best 1/2); the dynamic image tells all three;
+  * the shape is always brighter than the background: with either polarity, a dark shape moving right
+    and a bright one moving left would leave dynamic images with the same signs in the same places (the
+    band each edge sweeps takes its sign from the contrast times the time order) and differ only in how
+    each band fades, which a small network trained from scratch does not pick up (the direction's sign at
+    chance). One polarity for every class shows no direction in a frame;
   * the shape is drawn with analytic anti-aliasing (pixel coverage from a signed distance), so it moves
     smoothly by fractions of a pixel and optical flow sees a clean, constant motion.
 
@@ -24,7 +30,7 @@ The videos then go through the same preparation as UCF101 (`data_prep.process.en
 TFDS dataset with the features of `ucf101_frames`, so one training pipeline reads both:
 
     import data_prep.synthetic  # registers the builder
-    data_prep.synthetic.build(DATA_DIR)  # default config: 12 classes x (40 train + 10 test) videos
+    data_prep.synthetic.build(DATA_DIR)  # default config: 12 classes x (40 train + 40 test) videos
     source = tfds.data_source("synthetic_motion", data_dir=DATA_DIR)["train"]
 
 From frames (`frames`), flow (`flow_x`, `flow_y`) and the dynamic images computed from either, the four
@@ -65,14 +71,17 @@ _RADIUS_RANGE = (1 / 6, 1 / 4)
 # Pixels kept free between the shape and the frame border.
 _MARGIN = 1.0
 # Speed in pixels per frame, as a fraction of the fastest speed whose path still fits in the frame
-# (`_max_speed`): 0.47..0.94 px/frame for 32 frames of 64 x 64.
+# (`_max_speed`): 0.97..1.93 px/frame for 16 frames of 64 x 64.
 _SPEED_RANGE = (0.5, 1.0)
 _SPEED_CAP = 2.0  # px/frame, for long videos or large frames: keeps consecutive frames close for flow
-# Least RGB distance and least luma difference between the shape's colour and the background's base colour:
-# the shape is seen, and seen by optical flow, which runs on grey frames (a shape of the background's
-# brightness in another hue would be invisible to it).
+# Least RGB distance between the shape's colour and the background's base colour, and the least luma by
+# which the shape is brighter: the shape is seen, and seen by optical flow, which runs on grey frames (a
+# shape of the background's brightness in another hue would be invisible to it).
 _MIN_CONTRAST = 96.0
 _MIN_LUMA_CONTRAST = 48.0
+# Range of each channel of the background's base colour: dark enough that a colour 48 luma levels
+# brighter exists (base luma <= 144, shape luma up to 255).
+_BASE_RANGE = (32.0, 144.0)
 _LUMA = np.array([0.299, 0.587, 0.114])  # BT.601, as OpenCV's RGB -> grey used for flow
 
 
@@ -120,7 +129,7 @@ def _background(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.nda
   segment) nor white noise (which no flow method could track). The fine detail is in brightness only, as
   in natural images, where JPEG's 4:2:0 chroma subsampling keeps it.
   """
-  base = rng.uniform(48.0, 208.0, 3)
+  base = rng.uniform(*_BASE_RANGE, 3)
   coarse = rng.uniform(-1.0, 1.0, (4, 4, 3)).astype(np.float32)
   fine = rng.uniform(-1.0, 1.0, (size // 4, size // 4)).astype(np.float32)
   coarse = cv2.resize(coarse, (size, size), interpolation=cv2.INTER_CUBIC)
@@ -165,14 +174,14 @@ class _Drawn:
   speed: float
 
 
-def make_video(label: int, rng: np.random.Generator, num_frames: int = 32, size: int = 64,
+def make_video(label: int, rng: np.random.Generator, num_frames: int = 16, size: int = 64,
                noise: float = DEFAULT_NOISE) -> np.ndarray:
   """One synthetic video of class `label`, deterministic given the state of `rng`.
 
-  The shape's colour is uniform among those at least 96 RGB levels and 48 grey levels away from the
-  background's base colour; its circumradius R is uniform in [size/12, size/8], its orientation uniform,
-  its speed v uniform in [0.5, 1] x the
-  fastest speed whose path fits in the frame (`_max_speed`: 0.47..0.94 px/frame for 32 frames of 64 x 64).
+  The shape's colour is uniform among those at least 96 RGB levels away from the background's base colour
+  and at least 48 grey levels brighter; its circumradius R is uniform in [size/6, size/4], its orientation
+  uniform, its speed v uniform in [0.5, 1] x the fastest speed whose path fits in the frame (`_max_speed`:
+  0.97..1.93 px/frame for 16 frames of 64 x 64).
   Frame t (0-based) shows it at `c + v (t - (T-1)/2)` along the axis of motion and at `c' + v (k - (T-1)/2)`
   across it, with c, c' uniform such that the whole path stays inside the frame and k a uniform integer in
   0..T-1. The video is drawn for the positive direction ("right": +x, "down": +y) and reversed in time for
@@ -198,7 +207,7 @@ def make_video(label: int, rng: np.random.Generator, num_frames: int = 32, size:
   return _draw(label, rng, num_frames, size, noise).frames
 
 
-def _draw(label: int, rng: np.random.Generator, num_frames: int = 32, size: int = 64,
+def _draw(label: int, rng: np.random.Generator, num_frames: int = 16, size: int = 64,
           noise: float = DEFAULT_NOISE) -> _Drawn:
   """`make_video`, with the background and the path it drew (same arguments, same errors)."""
   label = _check_label(label)
@@ -213,8 +222,8 @@ def _draw(label: int, rng: np.random.Generator, num_frames: int = 32, size: int 
   # that labels sharing an rng state differ only in shape and direction.
   background, base = _background(rng, size)
   colour = rng.uniform(0.0, 255.0, 3)
-  for _ in range(1000):  # rejection sampling: a colour that stands out from the background
-    if np.linalg.norm(colour - base) >= _MIN_CONTRAST and abs(_LUMA @ (colour - base)) >= _MIN_LUMA_CONTRAST:
+  for _ in range(1000):  # rejection sampling: a colour that stands out from the background, brighter
+    if np.linalg.norm(colour - base) >= _MIN_CONTRAST and _LUMA @ (colour - base) >= _MIN_LUMA_CONTRAST:
       break
     colour = rng.uniform(0.0, 255.0, 3)
   radius = rng.uniform(*_RADIUS_RANGE) * size
@@ -247,7 +256,7 @@ def _draw(label: int, rng: np.random.Generator, num_frames: int = 32, size: int 
   return _Drawn(frames, background, centres, float(radius), float(speed))
 
 
-def make_dataset(num_per_class: int, seed: int, num_frames: int = 32, size: int = 64,
+def make_dataset(num_per_class: int, seed: int, num_frames: int = 16, size: int = 64,
                  noise: float = DEFAULT_NOISE) -> Iterator[tuple[str, int, np.ndarray]]:
   """`num_per_class` videos of each class, class by class: (name, label, `uint8 [T, size, size, 3]`).
 
@@ -294,12 +303,13 @@ class SyntheticMotionConfig(tfds.core.BuilderConfig):
     num_frames: T frames per video (T - 1 flow images).
     size: frame side in pixels.
     seed: the train and test videos come from `split_seed(seed, "train")` and `split_seed(seed, "test")`.
-    flow: "farneback" (fast, the default), "dis" or "tvl1" (the paper's, slower).
+    flow: "farneback" (fast, the default), "dis", "tvl1" (the paper's, by the JAX op `arp_jax.flow.tvl1`)
+      or "tvl1_opencv" (OpenCV's DualTVL1, slower).
     noise: per-pixel Gaussian noise of every frame, in grey levels.
   """
   num_per_class_train: int = 40
-  num_per_class_test: int = 10
-  num_frames: int = 32
+  num_per_class_test: int = 40
+  num_frames: int = 16
   size: int = 64
   seed: int = 0
   flow: str = "farneback"
@@ -318,12 +328,15 @@ class SyntheticMotionConfig(tfds.core.BuilderConfig):
 class SyntheticMotion(LocalBuilder):
   """The synthetic motion benchmark as frames + flow, with the features of `ucf101_frames`."""
 
-  VERSION = tfds.core.Version("1.0.0")
-  RELEASE_NOTES = {"1.0.0": "First release."}
+  VERSION = tfds.core.Version("2.0.0")
+  RELEASE_NOTES = {"1.0.0": "First release.",
+                   "2.0.0": "Shapes brighter than the background, 16 frames, 40 test videos per class, TV-L1 "
+                            "flow (default)."}
   BUILDER_CONFIGS = [
       SyntheticMotionConfig(
-          name="default", description="12 classes x (40 train + 10 test) videos of 32 frames of 64 x 64, "
-                                      "Farneback flow."),
+          name="default", description="12 classes x (40 train + 40 test) videos of 16 frames of 64 x 64, "
+                                      "TV-L1 flow.",
+          flow="tvl1"),
       # For tests and smoke runs (`runlocal`): a few seconds to build.
       SyntheticMotionConfig(
           name="tiny", description="12 classes x (2 train + 1 test) videos of 16 frames of 32 x 32, "
@@ -349,7 +362,7 @@ class SyntheticMotion(LocalBuilder):
         # The keys of the UCF101 builders' metadata (short_side None: frames are made at their size), and
         # what makes the videos.
         metadata=tfds.core.MetadataDict(
-            flow=options.flow, flow_bound=options.bound, short_side=None, jpeg_quality=options.quality,
+            flow=options.flow_identity, flow_bound=options.bound, short_side=None, jpeg_quality=options.quality,
             num_frames=config.num_frames, size=config.size, seed=config.seed, noise=float(config.noise)),
     )
 
@@ -373,7 +386,7 @@ def build(data_dir, config: SyntheticMotionConfig | str | None = None) -> Synthe
   """Builds (or finds already built) the dataset under `data_dir` as array_record; returns the builder.
 
   Args:
-    data_dir: the TFDS data folder; the dataset goes to `data_dir/synthetic_motion/<config>/1.0.0`.
+    data_dir: the TFDS data folder; the dataset goes to `data_dir/synthetic_motion/<config>/2.0.0`.
     config: None or "default" for the default config, or a `SyntheticMotionConfig` (give it its own name:
       a dataset is found again by its config name).
 
@@ -402,7 +415,7 @@ def add_arguments(parser) -> None:
                       help="the TFDS data folder; the dataset goes to DATA_DIR/synthetic_motion/VARIANT")
   parser.add_argument("--variant", default=SyntheticMotion.DEFAULT_CONFIG_NAME,
                       choices=sorted(SyntheticMotion.builder_configs),
-                      help="default: 12 classes x (40 train + 10 test) videos; tiny: a few, for smoke runs")
+                      help="default: 12 classes x (40 train + 40 test) videos; tiny: a few, for smoke runs")
 
 
 def run(args) -> int:

@@ -7,12 +7,20 @@ runs, the command line, dataset builds, several processes), every one marked `in
 helpers tests share (on the path: `from paths import DATA`).
 """
 
+import os
 from pathlib import Path
+import tempfile
 
-import numpy as np
-import pytest
+# One XLA compilation cache for the whole run, set before JAX is imported, and inherited by pytest-xdist's
+# workers and the subprocesses that tests start: those compile the same programs again (the TV-L1 pyramid
+# of a build, a tiny model's train step), each several seconds. Entries are keyed by the program, the JAX
+# version and the flags, so a cache left by an earlier run is either right or unused.
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(tempfile.gettempdir(), "arp_jax_tests_xla_cache"))
 
-from arp_jax.video import read_frames
+import numpy as np  # pylint: disable=wrong-import-position
+import pytest  # pylint: disable=wrong-import-position
+
+from arp_jax.video import read_frames  # pylint: disable=wrong-import-position
 from paths import HMDB_CLIP as HMDB51_CLIP, UCF_CLIP as UCF101_CLIP
 
 INTEGRATION = Path(__file__).parent / "integration"

@@ -61,6 +61,12 @@ def test_rank_pool_gradient_exports_for_accelerators():
   assert xla_cpu.SCOPE in exported_text(grad, features, platforms=["cpu"])
 
 
+def test_tvl1_exports_the_batched_formulation_for_accelerators():
+  pairs = jax.ShapeDtypeStruct((4, 240, 320, 3), jnp.uint8)
+  assert_plain(exported_text(arp_jax.flow.tvl1, pairs, pairs, platforms=ACCELERATORS))
+  assert xla_cpu.SCOPE in exported_text(arp_jax.flow.tvl1, pairs, pairs, platforms=["cpu"])
+
+
 def test_resnext50_dynamic_image_train_step_exports_for_accelerators():
   # The dynamic image network of the paper: ARP at the input of ResNeXt-50, a 5-D clip batch of 2 clips
   # of 10 frames (one window each), shapes only.

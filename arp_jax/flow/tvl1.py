@@ -11,13 +11,17 @@ coarse to fine over a pyramid. At each scale the data term is linearised around 
 energy into a TV-denoising problem in u (solved by Chambolle's dual projection, dual variable p) and a
 pointwise problem in v solved in closed form (the thresholding step), coupled by (u - v)^2 / (2 theta).
 
-Stopping rule. Each warp runs up to `outer_iterations` outer iterations of `inner_iterations` primal-dual
-steps followed by a median filter of the flow; a pair stops its warp as soon as the mean squared update of
-its flow in the last step of an outer iteration, mean(|u^k - u^{k-1}|^2), falls below epsilon^2 (OpenCV
-documents its `epsilon` as this stopping threshold). In a batch every pair has its own test: the outer
-loop is a `lax.while_loop` that `jax.vmap` turns into "while any pair of the batch is unconverged", with
-`jnp.where` keeping converged pairs unchanged, so a batch gives each pair what it would get alone.
-`epsilon=0` runs every iteration (the maxima).
+Stopping rule. A warp iterates until its flow stops moving: after every primal-dual step the mean squared
+update of the flow, mean(|u^k - u^{k-1}|^2), is compared with epsilon^2 (IPOL 2013 tests it after every
+iteration; OpenCV documents its `epsilon` as this threshold). The steps come in outer iterations of at most
+`inner_iterations` steps, each followed by Wedel et al.'s median filter; the warp ends at the first step
+below the threshold (after that outer iteration's median filter) or after `outer_iterations` outer
+iterations. Testing after every step rather than after each outer iteration matters: most warps converge
+within a few steps, so the test saves most of the iterations the maxima allow. In a batch every pair has
+its own test, so a batch gives each pair what it would get alone: the loops are `lax.while_loop`s that
+`jax.vmap` turns into "while any pair of the batch is unconverged", converged pairs kept unchanged (a batch
+then runs as long as its slowest pair), except on XLA:CPU, where the pairs are solved one after another
+(`arp_jax.xla_cpu.tvl1`). `epsilon=0` runs every iteration (the maxima).
 
 Flow convention: (u, v) in pixels, u to the right and v down, from frame0 to frame1, so that
 frame1(x + u(x), y + v(x)) ~ frame0(x, y): OpenCV's `calc(prev, next)`.
@@ -32,8 +36,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from arp_jax import checks
+from arp_jax import checks, platforms
 from arp_jax.flow import pyramid
+from arp_jax.xla_cpu import tvl1 as xla_cpu_tvl1
 
 # The coarsest scale must keep this many pixels on its smaller side: the 4x4 bicubic stencil and the 5x5
 # median need a few pixels, and a coarser scale carries no information about the motion.
@@ -127,21 +132,27 @@ def _solve_scale(grey0, grey1, flow, params: Params):
     rho_c = i1w - i1x * u[0] - i1y * u[1] - grey0
     data = (rho_c, grads, grad2)
 
+    def unconverged(count, limit, error):
+      # epsilon = 0 runs every iteration, even when a step leaves the flow exactly unchanged.
+      return (count < limit) & ((error > params.epsilon**2) if params.epsilon > 0 else True)
+
+    def inner_body(carry):
+      n, _, u, p = carry
+      new_u, new_p = _primal_dual_step(u, p, data, params)
+      error = jnp.mean((new_u[0] - u[0])**2 + (new_u[1] - u[1])**2)
+      return n + 1, error, new_u, new_p
+
     def outer_body(carry):
       n, _, u, p = carry
-      u, p = jax.lax.fori_loop(0, params.inner_iterations - 1,
-                               lambda _, s: _primal_dual_step(*s, data, params), (u, p))
-      before = u
-      u, p = _primal_dual_step(u, p, data, params)
-      error = jnp.mean((u[0] - before[0])**2 + (u[1] - before[1])**2)
+      _, error, u, p = jax.lax.while_loop(lambda c: unconverged(c[0], params.inner_iterations, c[1]),
+                                          inner_body, (0, jnp.float32(jnp.inf), u, p))
       if params.median_filtering > 1:
         # Wedel et al. 2009: a median filter of the flow between iterations removes outliers.
         u = tuple(pyramid.median_filter(uk, params.median_filtering) for uk in u[:2]) + u[2:]
       return n + 1, error, u, p
 
     def outer_cond(carry):
-      n, error, _, _ = carry
-      return (n < params.outer_iterations) & (error > params.epsilon**2)
+      return unconverged(carry[0], params.outer_iterations, carry[1])
 
     _, _, u, p = jax.lax.while_loop(outer_cond, outer_body, (0, jnp.float32(jnp.inf), u, p))
     return u, p
@@ -164,16 +175,25 @@ def _tvl1_pair(grey0, grey1, params: Params):
   return flow
 
 
+def _vmapped(grey0, grey1, *, pair_flow):
+  return jax.vmap(pair_flow)(grey0, grey1)
+
+
+# Batched by `jax.vmap` (every pair of the batch in each step: what accelerators want); pair by pair on
+# XLA:CPU, where one pair's fields stay in the caches (`arp_jax.xla_cpu.tvl1`).
+_flow_by_platform = platforms.by_platform(_vmapped, cpu=xla_cpu_tvl1.pairs_one_at_a_time)
+
+
 @functools.partial(jax.jit, static_argnames="params")
 def _tvl1_batch(grey0, grey1, params: Params):
   """`[B, H, W]` grey pairs -> `[B, H, W, 2]`; the whole pyramid in one program."""
-  return jax.vmap(functools.partial(_tvl1_pair, params=params))(grey0, grey1)
+  return _flow_by_platform(grey0, grey1, pair_flow=functools.partial(_tvl1_pair, params=params))
 
 
 def tvl1(frame0, frame1, *, tau: float = 0.25, lambda_: float = 0.15, theta: float = 0.3,
          scales: int = 5, scale_step: float = 0.8, warps: int = 5, epsilon: float = 0.01,
          inner_iterations: int = 30, outer_iterations: int = 10, median_filtering: int = 5,
-         gamma: float = 0.0, interpolation: str = "bilinear") -> jax.Array:
+         gamma: float = 0.0, interpolation: str = "bicubic") -> jax.Array:
   """TV-L1 optical flow from `frame0` to `frame1` (defaults: those of the papers and OpenCV's DualTVL1).
 
   Args:
@@ -186,18 +206,17 @@ def tvl1(frame0, frame1, *, tau: float = 0.25, lambda_: float = 0.15, theta: flo
     scales: number of pyramid scales, the finest included.
     scale_step: ratio of each scale's size to the next finer one's, in (0, 1).
     warps: linearisations of the data term (warps of frame1 by the current flow) per scale.
-    epsilon: stopping threshold: a warp ends when the mean squared flow update of an outer iteration's
-      last step is below epsilon^2; 0 runs all iterations.
-    inner_iterations: primal-dual iterations between two median filterings (and stopping tests).
+    epsilon: stopping threshold: a warp ends at the first primal-dual step whose mean squared flow update
+      is below epsilon^2 (after that outer iteration's median filter); 0 runs all iterations.
+    inner_iterations: at most this many primal-dual iterations between two median filterings.
     outer_iterations: at most this many outer iterations (each `inner_iterations` steps) per warp.
     median_filtering: side of the median filter of the flow after each outer iteration (Wedel et al.),
       odd; 1 turns it off.
     gamma: weight of the illumination-change field w of Chambolle and Pock's model, rho + gamma w; 0 turns
       it off (the default, as in the original model).
-    interpolation: how frame1 and its gradient are sampled at x + u0 when warping: "bilinear" (the
-      default: 4 taps instead of 16, so each warp costs a fraction of the bicubic one on the CPU, where the
-      gathers dominate a warp, while the flow is as close to the known flows and to OpenCV's as with
-      bicubic in the tests) or "bicubic" (Keys, a = -0.5: IPOL 2013's choice; smoother warped images).
+    interpolation: how frame1 and its gradient are sampled at x + u0 when warping: "bicubic" (the
+      default: Keys' cubic convolution, a = -0.5, IPOL 2013's choice; the closest to OpenCV's flow) or
+      "bilinear" (4 taps instead of 16: cheaper where gathers are costly).
 
   Returns:
     float32 `[..., H, W, 2]`, (u, v) in pixels: frame1(x + u, y + v) ~ frame0(x, y), as OpenCV's

@@ -22,7 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
   parser.add_argument("--lengths", type=cli.positive_ints, metavar="T1,T2,...",
                       help="with --weights: video lengths to plot (default: 5,10,20, as in the paper)")
   parser.add_argument("--flow", choices=FLOW_METHODS,
-                      help="optical flow method (default: farneback, fast; the paper's is tvl1, slow)")
+                      help="optical flow method (default: farneback, fast); tvl1 is the paper's TV-L1 by the "
+                           "JAX op (arp_jax.flow.tvl1), tvl1_opencv OpenCV's DualTVL1 (slow)")
   parser.add_argument("--max-frames", type=cli.positive_int, metavar="N",
                       help="use only the first N frames of the video (default: all)")
 

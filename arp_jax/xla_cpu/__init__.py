@@ -7,6 +7,7 @@ carries any of it (tests/test_export.py).
 
   conv.py          ResNeXt's convolutions: grouped 3x3 differentiated by shifted slices, 1x1 as matmuls.
   rank_pooling.py  exact rank pooling's Gram matrix and weights in two fused passes over the frames.
+  tvl1.py          TV-L1 flow of a batch solved one pair at a time.
 """
 
 # The named scope of every CPU formulation, in the op names of a lowered program (distinct from the

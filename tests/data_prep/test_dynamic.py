@@ -118,7 +118,7 @@ def test_jpeg_round_trip(ucf_frames):
 
 
 def test_process_options_are_checked():
-  assert ProcessOptions().tag == "flow-tvl1_bound-20_side-orig_q95"
+  assert ProcessOptions().tag == "flow-tvl1-jax_bound-20_side-orig_q95"
   for bad in (dict(flow="brox"), dict(short_side=0), dict(bound=0.0), dict(quality=101)):
     with pytest.raises(ValueError):
       ProcessOptions(**bad)

@@ -1,4 +1,4 @@
-"""Tests for arp_jax.flow: quantisation, OpenCV flow methods, and the TSN/denseflow JPEG layout.
+"""Tests for arp_jax.flow: quantisation, `compute_flow` by each method, and the TSN/denseflow JPEG layout.
 
 The reference sample tests/data/flow/mmaction2_v_ApplyEyeMakeup_g01_c01 is described in
 tests/data/SOURCES.md.
@@ -12,6 +12,7 @@ from PIL import Image
 
 from arp_jax import flow, video
 from arp_jax.flow.layout import read_flow_jpegs, write_flow_jpegs
+from arp_jax.flow.opencv import OPENCV_METHODS
 
 from paths import DATA
 UCF_CLIP = DATA / "clips" / "ucf101" / "v_ApplyEyeMakeup_g01_c01.avi"
@@ -124,7 +125,7 @@ def test_tvl1_against_mmaction2_sample(clip_frames):
   The overall bounds (7.5 and 4.5 codes) only catch gross breakage: wrong sign convention, wrong
   bound, swapped u/v or a constant offset would exceed them.
   """
-  ours = flow.quantize(flow.compute_flow(clip_frames[1:7], "tvl1"), bound=20.0)
+  ours = flow.quantize(flow.compute_flow(clip_frames[1:7], "tvl1_opencv"), bound=20.0)
   sample = read_flow_jpegs(SAMPLE)
   difference = np.abs(ours.astype(np.float32) - sample.astype(np.float32))
   mad_u, mad_v = difference[..., 0].mean(), difference[..., 1].mean()
@@ -135,7 +136,23 @@ def test_tvl1_against_mmaction2_sample(clip_frames):
 # ---------------------------------------------------------------- compute_flow
 
 
-@pytest.mark.parametrize("method", flow.FLOW_METHODS)
+def test_compute_flow_tvl1_is_the_jax_op_pair_by_pair(clip_frames):
+  """compute_flow's "tvl1" is `flow.tvl1` of each pair (k, k + 1), in order, on RGB and grey frames alike.
+
+  Against `tvl1` of the same pairs as one batch: the same compiled program as compute_flow's, so one
+  compilation; that a batch equals its pairs one at a time is tests/flow/test_tvl1.py's.
+  """
+  frames = clip_frames[40:46, ::4, ::4]  # 5 pairs of 60x80 real frames
+  result = flow.compute_flow(frames, "tvl1")
+  assert result.shape == (5, 60, 80, 2) and result.dtype == np.float32
+  np.testing.assert_allclose(result, np.asarray(flow.tvl1(frames[:-1], frames[1:])), atol=1e-5)
+  # Grey frames rounded to uint8 are not the op's float grey of RGB frames: close, not equal.
+  grey = np.stack([cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY) for frame in frames])
+  assert np.abs(flow.compute_flow(grey, "tvl1") - result).mean() < 0.02
+  assert np.abs(result).max() > 0.5  # the make-up brush moves
+
+
+@pytest.mark.parametrize("method", OPENCV_METHODS)  # the JAX op: the test above and tests/flow/test_tvl1.py
 def test_compute_flow_on_clip(clip_frames, method):
   result = flow.compute_flow(clip_frames[:6], method)
   assert result.shape == (5, 240, 320, 2) and result.dtype == np.float32
@@ -145,7 +162,7 @@ def test_compute_flow_on_clip(clip_frames, method):
   assert np.abs(result).max() > 1.0
 
 
-@pytest.mark.parametrize("method", flow.FLOW_METHODS)
+@pytest.mark.parametrize("method", OPENCV_METHODS)
 def test_compute_flow_recovers_shift(method):
   result = flow.compute_flow(_textured_pair(2), method)
   assert result.shape == (1, 96, 128, 2)
@@ -171,8 +188,10 @@ def test_compute_flow_errors():
     flow.compute_flow(np.zeros((8, 8), np.uint8))
   with pytest.raises(ValueError, match="dtype"):
     flow.compute_flow(frames.astype(np.float32))
-  with pytest.raises(ValueError, match="unknown flow method 'lk'"):
+  with pytest.raises(ValueError, match="unknown flow method 'lk'.*'tvl1', 'tvl1_opencv', 'farneback', 'dis'"):
     flow.compute_flow(frames, "lk")
+  with pytest.raises(ValueError, match="too small"):  # the JAX op's pyramid needs larger frames
+    flow.compute_flow(frames, "tvl1")
 
 
 # ---------------------------------------------------------------- JPEG layout

@@ -12,7 +12,7 @@ from pipeline_helpers import NAME
 
 def test_the_newest_complete_version_is_read(data_dir, tmp_path):
   folder = ip.dataset_folder(NAME, data_dir)
-  assert folder == data_dir / NAME / "1.0.0"
+  assert folder == data_dir / NAME / "2.0.0"
   # A newer version, an unfinished build (no dataset_info.json yet) and a folder that is not a version.
   root = tmp_path / NAME
   shutil.copytree(folder, root / "1.2.0")

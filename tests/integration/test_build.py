@@ -1,12 +1,13 @@
 """The data_prep pipeline end to end on a miniature UCF101 of real clips: decode -> flow -> JPEG -> TFDS.
 
-Builds use DIS flow at a 64-pixel short side so that CI stays fast; TV-L1 itself is covered by
-tests/flow/test_flow.py, and the pipeline does not depend on the flow method.
+Builds use DIS flow at a 64-pixel short side so that CI stays fast, and TV-L1 by the JAX op, which has a
+path of its own (videos decoded by threads, flow in batches across videos: data_prep.batched_flow), once.
 """
 
 import json
 import os
 from pathlib import Path
+import shutil
 import signal
 import subprocess
 import sys
@@ -21,10 +22,11 @@ from arp_jax import cli, flow
 from arp_jax.video import decode
 from data_prep import build, datasets
 from data_prep.dynamic import dynamic_images, to_uint8
-from data_prep.process import ProcessOptions
+from data_prep.process import ProcessOptions, flow_jpegs
 from data_prep.mini import UCF101_CORRUPT, UCF101_VIDEOS, make_mini_hmdb51, make_mini_ucf101
 
 OPTIONS = ProcessOptions(flow="dis", short_side=64)
+TVL1 = ProcessOptions(flow="tvl1", short_side=64)
 ARGS = ["--dataset", "ucf101", "--flow", "dis", "--short_side", "64", "--workers", "1"]
 
 
@@ -172,6 +174,51 @@ def test_layouts_and_bad_input(tmp_path, manual_dir, capsys):
 def test_other_options_are_refused_on_an_existing_dataset(built, manual_dir):
   with pytest.raises(ValueError, match="built with other options"):
     build.build_datasets("ucf101", 1, manual_dir, built[0], ProcessOptions(flow="farneback", short_side=64))
+
+
+def _refuse_work(*args, **kwargs):
+  raise AssertionError("videos were prepared before the dataset was refused")
+
+
+def test_opencv_tvl1_data_of_the_old_name_is_never_taken_for_the_jax_ops(built, manual_dir, tmp_path,
+                                                                          monkeypatch):
+  # "tvl1" named OpenCV's DualTVL1 before the JAX op took the name: its cache folder and dataset metadata
+  # say "tvl1". They stay OpenCV's; the JAX op's data has an identity of its own.
+  assert ProcessOptions(flow="tvl1_opencv", short_side=64).tag == "flow-tvl1_bound-20_side-64_q95"
+  assert TVL1.tag == "flow-tvl1-jax_bound-20_side-64_q95"
+  data_dir = tmp_path / "data"
+  shutil.copytree(built[0], data_dir)
+  metadata = data_dir / "ucf101_frames" / "split1" / "1.0.0" / "metadata.json"
+  metadata.write_text(json.dumps(dict(json.loads(metadata.read_text()), flow="tvl1")))  # an old dataset
+  monkeypatch.setattr(build, "prepare_all", _refuse_work)
+  with pytest.raises(ValueError, match=r"built with other options .*'flow': \('tvl1', 'tvl1-jax'\)"):
+    build.build_datasets("ucf101", 1, manual_dir, data_dir, TVL1)
+  opencv = ProcessOptions(flow="tvl1_opencv", short_side=64)
+  builder = datasets.BUILDERS["ucf101", "frames"](config="split1", data_dir=os.fspath(data_dir), options=opencv,
+                                                  file_format="array_record")
+  build._check_existing(builder, opencv)  # pylint: disable=protected-access  # OpenCV's, and taken as such
+
+
+@pytest.fixture(scope="module")
+def built_tvl1(manual_dir, tmp_path_factory):
+  """(data_dir, report) of one build with TV-L1 by the JAX op (two frame sizes: 64x85 and 64x113)."""
+  data_dir = tmp_path_factory.mktemp("data_tvl1")
+  return data_dir, build.build_datasets("ucf101", 1, manual_dir, data_dir, TVL1)
+
+
+def test_tvl1_build_stores_the_jax_ops_flow_and_skips_the_corrupt_video(built_tvl1, manual_dir):
+  data_dir, report = built_tvl1
+  assert sorted(report["prepared_now"]) == sorted(UCF101_VIDEOS)
+  assert list(report["failed"]) == [UCF101_CORRUPT] and "cannot open" in report["failed"][UCF101_CORRUPT]
+  assert report["datasets"]["ucf101_frames/split1"] == {"train": 2, "test": 2}
+  assert tfds.builder("ucf101_frames/split1", data_dir=os.fspath(data_dir)).info.metadata["flow"] == "tvl1-jax"
+  cache = datasets.cache_for(data_dir, "ucf101", TVL1)
+  for name in {clip: name for name, clip in UCF101_VIDEOS.items()}.values():  # each clip once
+    frames = decode(manual_dir / "UCF-101" / name, short_side=64).frames
+    record = cache.load(name)
+    assert record.num_frames == len(frames) and len(record.flow_x) == len(frames) - 1
+    # Byte for byte: the batches across videos give each pair what the op gives it in one video's batch.
+    assert (record.flow_x, record.flow_y) == flow_jpegs(flow.compute_flow(frames, "tvl1"), TVL1), name
 
 
 def test_hmdb51_build_without_flow(tmp_path):

@@ -1,7 +1,7 @@
 """Reliability of `python -m data_prep.build` (issue "Nothing silent, nothing lost"): the dataset follows
 the videos on disk, a killed build leaves no process behind, two builds never collide, a user mistake is one
 line. Each test failed before its fix. Builds are the miniature UCF101 (tests/integration/test_build.py), DIS flow at
-a 64-pixel short side.
+a 64-pixel short side (and once TV-L1 by the JAX op, whose build path is threads and batches, not processes).
 """
 
 import json
@@ -24,13 +24,13 @@ from data_prep.mini import UCF101_CORRUPT, UCF101_VIDEOS, UCF_CLIP, make_mini_uc
 from data_prep.process import ProcessOptions
 
 OPTIONS = ProcessOptions(flow="dis", short_side=64)
-ARGS = ["--dataset", "ucf101", "--flow", "dis", "--short_side", "64"]
+ARGS = ["--dataset", "ucf101", "--short_side", "64", "--flow", "dis"]
 FRAMES = "ucf101_frames/split1"
 ADDED = "ApplyEyeMakeup/v_ApplyEyeMakeup_g09_c01.avi"  # a training video of split 1 that the mini lacks
 
 
-def _command(manual_dir, data_dir, workers=1):
-  return [sys.executable, "-m", "data_prep.build", *ARGS, "--workers", str(workers), "--manual_dir",
+def _command(manual_dir, data_dir, workers=1, flow="dis"):
+  return [sys.executable, "-m", "data_prep.build", *ARGS[:-1], flow, "--workers", str(workers), "--manual_dir",
           str(manual_dir), "--data_dir", str(data_dir)]
 
 
@@ -102,19 +102,20 @@ def test_a_video_on_disk_in_no_split_is_reported(tmp_path):
 
 
 @pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="finds the processes through /proc")
-@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM])
-def test_killed_build_leaves_no_worker_behind_and_resumes(tmp_path, signum):
+@pytest.mark.parametrize("signum, flow", [(signal.SIGKILL, "dis"), (signal.SIGTERM, "dis"),
+                                         (signal.SIGTERM, "tvl1")])
+def test_killed_build_leaves_no_worker_behind_and_resumes(tmp_path, signum, flow):
   # Before: after kill -9 or SIGTERM both workers (and the resource tracker) lived on, prepared a few more
-  # videos, then waited forever.
+  # videos, then waited forever. TV-L1 by the JAX op: decoding threads, stopped with the build.
   manual_dir = make_mini_ucf101(tmp_path / "manual", corrupt=True)
   data_dir = tmp_path / "data"
-  cache = datasets.cache_for(data_dir, "ucf101", OPTIONS)
+  cache = datasets.cache_for(data_dir, "ucf101", ProcessOptions(flow=flow, short_side=64))
   marker = f"ARP_TEST_BUILD={uuid.uuid4().hex}"
   env = dict(os.environ, ARP_TEST_BUILD=marker.split("=")[1])
   stderr_path = tmp_path / "stderr.txt"  # a file, not a pipe: a leaked worker would hold a pipe open
   with open(stderr_path, "w") as stderr_file:
-    process = subprocess.Popen(_command(manual_dir, data_dir, workers=2), env=env, stdout=subprocess.DEVNULL,
-                               stderr=stderr_file)
+    process = subprocess.Popen(_command(manual_dir, data_dir, workers=2, flow=flow), env=env,
+                               stdout=subprocess.DEVNULL, stderr=stderr_file)
   try:
     deadline = time.monotonic() + 120
     while not list(cache.root.rglob("*.npz")) and time.monotonic() < deadline and process.poll() is None:
@@ -134,7 +135,7 @@ def test_killed_build_leaves_no_worker_behind_and_resumes(tmp_path, signum):
       os.kill(pid, signal.SIGKILL)
   done_before = {str(p.relative_to(cache.root))[:-len(".npz")] for p in cache.root.rglob("*.npz")}
 
-  result = subprocess.run(_command(manual_dir, data_dir), capture_output=True, text=True, check=True)
+  result = subprocess.run(_command(manual_dir, data_dir, flow=flow), capture_output=True, text=True, check=True)
   resumed = json.loads((data_dir / build.REPORT_FOLDER / "ucf101_split1.json").read_text())
   assert not done_before & set(resumed["prepared_now"])
   assert done_before | set(resumed["prepared_now"]) == set(UCF101_VIDEOS)
@@ -221,5 +222,5 @@ def test_the_synthetic_build_is_quiet_in_a_log_file(tmp_path):
                           cwd=REPO)
   assert result.returncode == 0, result.stderr
   output = result.stdout + result.stderr
-  assert "Writing synthetic_motion/tiny/1.0.0 into" in result.stdout
+  assert "Writing synthetic_motion/tiny/2.0.0 into" in result.stdout
   assert "Unknown size" not in output and "\r" not in output and "\x1b[" not in output
