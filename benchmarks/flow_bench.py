@@ -77,7 +77,7 @@ def time_ours(frame0, frame1, repeats: int, op=flow.tvl1, **params) -> tuple[flo
 def vmapped_tvl1(frame0, frame1):
   """`flow.tvl1` with its defaults in the formulation accelerators run (every pair of the batch in each
   step, `jax.vmap`), forced on whatever platform this is: uint8 RGB `[B, H, W, 3]` twice -> `[B, H, W, 2]`."""
-  params = TVL1._check_params(**_defaults())  # pylint: disable=protected-access
+  params = TVL1._params()  # pylint: disable=protected-access
   grey0, grey1 = (pyramid.to_grey(jax.numpy.asarray(f), rgb=True) for f in (frame0, frame1))
   return _jit_vmapped(grey0, grey1, params)
 
@@ -86,12 +86,6 @@ def vmapped_tvl1(frame0, frame1):
 def _jit_vmapped(grey0, grey1, params):
   pair_flow = functools.partial(TVL1._tvl1_pair, params=params)  # pylint: disable=protected-access
   return TVL1._vmapped(grey0, grey1, pair_flow=pair_flow)  # pylint: disable=protected-access
-
-
-def _defaults() -> dict:
-  import inspect  # pylint: disable=import-outside-toplevel
-  return {name: p.default for name, p in inspect.signature(flow.tvl1).parameters.items()
-          if p.kind is inspect.Parameter.KEYWORD_ONLY}
 
 
 def opencv_flows(frame0, frame1):

@@ -30,6 +30,7 @@ frame1(x + u(x), y + v(x)) ~ frame0(x, y): OpenCV's `calc(prev, next)`.
 from __future__ import annotations
 
 import functools
+import inspect
 from typing import NamedTuple
 
 import jax
@@ -253,6 +254,14 @@ def tvl1(frame0, frame1, *, tau: float = 0.25, lambda_: float = 0.15, theta: flo
   grey0, grey1 = (pyramid.to_grey(jnp.asarray(f), rgb).reshape(-1, *image_shape) for f in (frame0, frame1))
   flow = _tvl1_batch(grey0, grey1, params)
   return flow.reshape(*batch_shape, *image_shape, 2)
+
+
+def _params(**overrides) -> Params:
+  """The `Params` of `tvl1`'s defaults with `overrides`, checked as `tvl1` checks them: for the tests and
+  benchmarks that call a formulation of the solver directly."""
+  defaults = {name: p.default for name, p in inspect.signature(tvl1).parameters.items()
+              if p.kind is inspect.Parameter.KEYWORD_ONLY}
+  return _check_params(**{**defaults, **overrides})
 
 
 def _check_params(tau, lambda_, theta, scales, scale_step, warps, epsilon, inner_iterations,

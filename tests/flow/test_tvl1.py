@@ -6,7 +6,6 @@ that the op compiles once for them; the batching tests use a smaller pyramid to 
 
 import functools
 import importlib
-import inspect
 
 import cv2
 import jax
@@ -22,8 +21,6 @@ from paths import HMDB_CLIP, UCF_CLIP
 SIZE = (96, 128)
 BORDER = 10  # pixels left out of the EPE: motion there leaves or enters the frame
 tvl1_module = importlib.import_module("arp_jax.flow.tvl1")  # the module (`arp_jax.flow.tvl1` is the op)
-DEFAULTS = {name: p.default for name, p in inspect.signature(tvl1).parameters.items()
-            if p.kind is inspect.Parameter.KEYWORD_ONLY}
 SMALL = dict(scales=2, warps=2, inner_iterations=5, outer_iterations=3)  # a quick pyramid for batching
 
 
@@ -141,7 +138,7 @@ def test_the_batched_formulation_of_accelerators_equals_the_cpu_one(small_pairs)
   # On this CPU `tvl1` solves the pairs one at a time (arp_jax.xla_cpu.tvl1); accelerators run the vmapped
   # solver, whose while loops step every pair until the slowest has converged: it must give the same flow.
   frame0, frame1 = (jnp.asarray(f, jnp.float32) @ jnp.array([0.299, 0.587, 0.114]) for f in small_pairs)
-  params = tvl1_module._check_params(**{**DEFAULTS, **SMALL})
+  params = tvl1_module._params(**SMALL)  # pylint: disable=protected-access
   pair_flow = functools.partial(tvl1_module._tvl1_pair, params=params)
   vmapped = jax.jit(lambda a, b: tvl1_module._vmapped(a, b, pair_flow=pair_flow))(frame0, frame1)
   np.testing.assert_allclose(np.asarray(vmapped), np.asarray(tvl1(*small_pairs, **SMALL)), atol=1e-3)
