@@ -149,6 +149,15 @@ def window_length(input_config) -> int:
   return 1 if input_config.offline else input_config.window
 
 
+def check_symmetries(input_config, num_classes: int) -> None:
+  """ValueError unless `input.symmetries`' class maps cover the dataset's `num_classes` classes (found
+  before training, rather than at the first video of a class they miss)."""
+  maps = input_lib.check_symmetries(dict(input_config.get("symmetries") or {}))
+  if maps and len(maps[0][1]) != num_classes:
+    raise ValueError(f"config.input.symmetries map {len(maps[0][1])} classes; the dataset has {num_classes}: "
+                     "expected a map of every class")
+
+
 def input_pipeline(input_config, data_source, *, train: bool, batch_size: int, seed: int,
                    convention: normalization.Convention, num_epochs: int | None = None):
   """This host's input pipeline over `data_source`: a `grain.IterDataset` of batches with `frames`
@@ -165,7 +174,7 @@ def input_pipeline(input_config, data_source, *, train: bool, batch_size: int, s
                 size=c.size, batch_size=batch_size, seed=seed, num_epochs=num_epochs if train else 1,
                 shard_index=jax.process_index(), shard_count=jax.process_count(), scales=tuple(c.scales),
                 short_side=c.short_side or None, flip=c.flip, num_workers=c.num_workers,
-                convention=convention)
+                convention=convention, symmetries=dict(c.get("symmetries") or {}))
   if c.offline:
     return input_lib.make_dynamic_image_dataset(data_source, values=c.offline_values, **common)
   return input_lib.make_dataset(data_source, window=c.window, stride=c.stride, **common)

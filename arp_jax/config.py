@@ -33,12 +33,17 @@ optimiser, `config.input` those of the input pipeline.
                         0: size and scales in stored pixels (the 64-pixel synthetic and miniature frames;
                         an int rather than None so that the command line can set either)
   input.flip            random horizontal flips in training (False when a mirror image changes the class)
+  input.symmetries      class-mapping transforms of whole training videos (`arp_jax.input.symmetries`):
+                        {"hflip"|"vflip"|"transpose": the class each class becomes}, for classes that a
+                        mirror changes (the synthetic benchmark's directions); {} (the reference) for none
   input.batch_size      videos per step over all hosts and devices; an update averages the gradients
                         of optim.accumulation_steps steps (the reference: 4 x 32 = 128 videos)
   input.repeat          passes over the training list per epoch (the reference's 5)
   input.num_workers     Grain worker processes per host
   model.*               `DynamicImageNetwork`'s arguments: backbone, pool_at, pooling, merge,
-                        dropout_rate, dtype ("float32" or "bfloat16")
+                        dropout_rate, dtype ("float32" or "bfloat16": the backbone's compute; the
+                        paper's configs keep float32, the paper's numerics: pass
+                        --config.model.dtype=bfloat16 on a GPU or TPU)
   optim.learning_rates  one per epoch (their count is the number of epochs)
   optim.momentum, .weight_decay, .accumulation_steps
   optim.multipliers     parameter name -> learning-rate multiplier, e.g. {"temporal_pooling": 0.1}
@@ -88,8 +93,8 @@ def base_config() -> ml_collections.ConfigDict:
                         mini=False)
   config.input = dict(modality="rgb", offline=False, offline_values="image", window=10, stride=6,
                       train_windows=10, test_windows=20, size=input_lib.SIZE, scales=input_lib.SCALES,
-                      short_side=input_lib.SHORT_SIDE, flip=True, batch_size=32, repeat=5, num_workers=2,
-                      convention=AUTO)
+                      short_side=input_lib.SHORT_SIDE, flip=True, symmetries={}, batch_size=32, repeat=5,
+                      num_workers=2, convention=AUTO)
   config.model = dict(backbone="resnext50_32x4d", pool_at="stem", pooling="arp", merge="max",
                       dropout_rate=0.5, dtype="float32")
   config.optim = dict(learning_rates=[1e-2] * 2 + [1e-3] * 8, momentum=optim.MOMENTUM,
@@ -201,6 +206,10 @@ def check_config(config) -> None:
   except TypeError as error:  # a value of the wrong type is the user's mistake like one out of range
     raise ValueError(str(error)) from None
   _one_of(config, "input.modality", input_lib.MODALITIES)
+  try:
+    input_lib.check_symmetries(dict(config.input.get("symmetries") or {}))
+  except ValueError as error:
+    raise ValueError(f"config.input.{error}") from None
   _one_of(config, "input.offline_values", input_lib.OFFLINE_VALUES)
   _one_of(config, "input.convention", (AUTO, *normalization.CONVENTIONS))
   _one_of(config, "eval.aggregate", AGGREGATES)

@@ -96,6 +96,7 @@ def train(config, workdir) -> dict:
   run_config.check_run_config(config, workdir)
   local_batch = builders.local_batch_size(config.input.batch_size, "input.batch_size")
   info = builders.dataset_info(config, workdir)  # before anything is written
+  builders.check_symmetries(config.input, info.num_classes)
   network = builders.model(config.model, info.num_classes, CHANNELS[config.input.modality])
   convention = builders.input_convention(config)
   workdir.mkdir(parents=True, exist_ok=True)

@@ -59,6 +59,15 @@ SHAPES = ("disk", "square", "triangle")
 # reversals.
 DIRECTIONS = ("left", "right", "up", "down")
 CLASSES = tuple(f"{shape}_{direction}" for shape in SHAPES for direction in DIRECTIONS)
+# The class each class becomes when a whole video is mirrored left-right ("hflip"), top-bottom ("vflip")
+# or transposed (x <-> y): the direction moves, the shape stays, and the mirrored video is as likely a
+# video of its new class as the original of its own (orientations, positions and backgrounds are drawn
+# from distributions these transforms leave unchanged). For `config.input.symmetries`: training then sees
+# up to 8 variants of each video, its label moved along (`arp_jax.input.symmetries`).
+_MOVED = {"hflip": {"left": "right", "right": "left"}, "vflip": {"up": "down", "down": "up"},
+          "transpose": {"left": "up", "up": "left", "right": "down", "down": "right"}}
+SYMMETRIES = {name: [CLASSES.index(f"{shape}_{moved.get(direction, direction)}")
+                     for shape in SHAPES for direction in DIRECTIONS] for name, moved in _MOVED.items()}
 
 FPS = 25.0
 MIN_SIZE = 16

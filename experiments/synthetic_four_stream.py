@@ -10,7 +10,7 @@ A frame shows the shape but not the direction, and a mean image is symmetric in 
 of motion, not its sign); by construction a single frame can reach at most 1/4 (the shape, and one of
 its 4 directions at random) and a mean image 1/2 accuracy; the dynamic image, optical flow and dynamic
 optical flow can tell all 12 classes. The streams, all with the same small ResNeXt (`resnext_tiny`,
-trained from scratch, SGD as the reference, 20 epochs), see one image per video and step in training
+trained from scratch, SGD as the reference, 40 epochs), see one image per video and step in training
 and average the softmax scores of all of a video's images at test:
 
   si     static images: a random RGB frame (test: all 16)
@@ -20,7 +20,10 @@ and average the softmax scores of all of a video's images at test:
   of     optical flow: a random flow field (u, v) (test: all 15)
   dof    dynamic optical flow: approximate rank pooling of a random window of 10 flow fields
 
-No flips in training (a mirror image turns "left" into "right") and mild crops (64 or 56 of 64 pixels).
+No plain flips in training (a mirror image turns "left" into "right"); instead each training video is
+mirrored left-right, top-bottom and transposed, each with probability 1/2, its label moved along
+(`data_prep.synthetic.SYMMETRIES`, `arp_jax.input.symmetries`): 8 variants of each video, from the same
+distribution as the videos of their new class. No crops (the whole 64 x 64 frame) and no dropout.
 
 `get_config("stream=di")` is one stream's config for `arp_jax.train` / `arp_jax.evaluate`; `runlocal`
 shrinks it to a handful of steps on the tiny dataset (`arp-jax synthetic-data --variant tiny`: tests and
@@ -34,6 +37,7 @@ from __future__ import annotations
 import ml_collections
 
 from arp_jax.config import base_config, parse_arg
+from data_prep import synthetic
 
 STREAMS = ("si", "di", "mean", "of", "dof")
 
@@ -55,22 +59,30 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.window, c.stride = (1, 1) if frames else (10, 6)
   c.train_windows, c.test_windows = 1, (16 if frames else 2)
   c.size = 64
-  # Mild crops: the reference's smallest (168 of 256) would often cut the shape's path out of the view.
-  c.scales = (64, 56)
+  # No crops: the whole 64 x 64 frame. The reference's crops draw height and width apart, which stretches
+  # a square into a rectangle and a disk into an ellipse; even mild ones (56 or 64 of 64) kept the shape
+  # from being learnt: SI told the shape of 64 % of the test videos with them and dropout 0.2, of 96 %
+  # without either.
+  c.scales = (64,)
   c.short_side = 0  # the scales are pixels of the stored 64 x 64 frames
-  c.flip = False  # a mirror image turns "left" into "right"
+  # A mirror image turns "left" into "right": no plain flips, but mirrors and transposes of whole videos
+  # with the label moved along (up to 8 variants of each video). Without them the network memorises the
+  # 480 training backgrounds instead of learning the shapes (SI over 60 epochs: 99.8 % on its training
+  # videos, 14.8 % on the test videos).
+  c.flip = False
+  c.symmetries = synthetic.SYMMETRIES
   c.batch_size = 32
   c.repeat = 1
   c.num_workers = 0
   config.model.backbone = "resnext_tiny"
   config.model.pooling = "mean" if stream == "mean" else "arp"
-  config.model.dropout_rate = 0.2
-  config.optim.learning_rates = [0.02] + [0.1] * 14 + [0.01] * 5
+  config.model.dropout_rate = 0.0
+  config.optim.learning_rates = [0.02] + [0.1] * 27 + [0.01] * 12
   config.optim.accumulation_steps = 1
   config.eval.aggregate = "mean"
   config.eval.batch_size = 32
   config.log_every = 10
-  config.checkpoint_every = 50
+  config.checkpoint_every = 200
   if args["runlocal"]:
     config.dataset.name = "synthetic_motion/tiny"
     c.batch_size = config.eval.batch_size = 8

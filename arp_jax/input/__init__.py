@@ -23,7 +23,8 @@ reference's resize of the whole frame. Dynamic images are stored at their frames
 
 The modules, one concern each: `sources` (prepared datasets from their folders), `decode` (the images of
 an example), `sampling` (windows and crops drawn), `augment` (crop, resize, flip, normalise),
-`transforms` (the per-video Grain steps), `pipeline` (their composition, sharding, batching, workers).
+`symmetries` (class-mapping mirrors of whole videos, for classes a mirror changes), `transforms` (the
+per-video Grain steps), `pipeline` (their composition, sharding, batching, workers).
 """
 
 from arp_jax.input.augment import FLOW_MEAN, RGB_MEAN, augment
@@ -32,11 +33,12 @@ from arp_jax.input.decode import (CHANNELS, DYNAMIC_IMAGE_KEYS, FRAME_KEYS, MODA
 from arp_jax.input.pipeline import make_dataset, make_dynamic_image_dataset
 from arp_jax.input.sampling import SCALES, SHORT_SIDE, SIZE, TRAIN_START, crop_params, sample_windows
 from arp_jax.input.sources import data_source, dataset_folder, prepared_builder
+from arp_jax.input.symmetries import SYMMETRIES, check_symmetries
 from arp_jax.input.transforms import (NAME_BYTES, OFFLINE_VALUES, DynamicImageTransform, VideoTransform,
                                       decode_names, encode_name)
 
 __all__ = ["CHANNELS", "DYNAMIC_IMAGE_KEYS", "DynamicImageTransform", "FLOW_MEAN", "FRAME_KEYS", "MODALITIES",
-           "NAME_BYTES", "OFFLINE_VALUES", "RGB_MEAN", "SCALES", "SHORT_SIDE", "SIZE", "TRAIN_START",
-           "VideoTransform", "augment", "crop_params", "data_source", "dataset_folder",
-           "decode_dynamic_images", "decode_names", "decode_video", "encode_name", "make_dataset",
+           "NAME_BYTES", "OFFLINE_VALUES", "RGB_MEAN", "SCALES", "SHORT_SIDE", "SIZE", "SYMMETRIES",
+           "TRAIN_START", "VideoTransform", "augment", "check_symmetries", "crop_params", "data_source",
+           "dataset_folder", "decode_dynamic_images", "decode_names", "decode_video", "encode_name", "make_dataset",
            "make_dynamic_image_dataset", "prepared_builder", "sample_windows"]

@@ -16,6 +16,7 @@ import numpy as np
 
 from arp_jax import checks
 from arp_jax import normalization
+from arp_jax.input import symmetries
 from arp_jax.input.decode import CHANNELS, check_modality
 from arp_jax.normalization import Convention
 
@@ -40,11 +41,13 @@ def flip_code(u: np.ndarray) -> np.ndarray:
 
 
 def crop_resize_flip(images, params, size: int, flip_u, convention: Convention, out: np.ndarray,
-                     zero_sum: bool = False) -> None:
+                     zero_sum: bool = False, applied: tuple[str, ...] = ()) -> None:
   """Writes each of `images` ([H, W, C] uint8 or float32 arrays) cropped as `params` (top, left, crop_h,
   crop_w, flip) say, resized to size x size, mirrored if they say so (then `flip_u` applied to channel 0,
-  the horizontal displacement of flow) and normalised as `convention` says (`normalization.normalize`,
-  with `zero_sum`) into float32 `out` [n, size, size, C]. Unchecked: `params` fit the images."""
+  the horizontal displacement of flow), transformed by the class-mapping symmetries `applied`
+  (`symmetries.transform`, with `flip_u` negating flow) and normalised as `convention` says
+  (`normalization.normalize`, with `zero_sum`) into float32 `out` [n, size, size, C]. Unchecked: `params`
+  fit the images."""
   top, left, crop_h, crop_w, flip = params
   for image, target in zip(images, out):
     resized = cv2.resize(image[top:top + crop_h, left:left + crop_w], (size, size),
@@ -55,6 +58,10 @@ def crop_resize_flip(images, params, size: int, flip_u, convention: Convention, 
       resized = resized[:, ::-1]
       if flip_u is not None:
         resized[..., 0] = flip_u(resized[..., 0])
+    if applied:
+      # On the stored values, before normalisation: flow codes are negated about 127.5, not about the
+      # convention's mean.
+      resized = symmetries.transform(resized, applied, flip_u)
     normalization.normalize(resized, convention, zero_sum=zero_sum, out=target)
 
 

@@ -19,7 +19,7 @@ with Grain's Orbax handler (`grain.checkpoint.CheckpointSave`), one `process_<i>
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from absl import flags as absl_flags
 import grain
@@ -98,8 +98,8 @@ def make_dataset(source, *, train: bool, modality: str, window: int, stride: int
                  size: int, batch_size: int, seed: int, num_epochs: int | None, shard_index: int = 0,
                  shard_count: int = 1, drop_remainder: bool = True, scales: Sequence[int] = SCALES,
                  flip: bool = True, num_workers: int = 0, read_options: grain.ReadOptions | None = None,
-                 short_side: int | None = SHORT_SIDE,
-                 convention: str | Convention = "reference") -> grain.IterDataset:
+                 short_side: int | None = SHORT_SIDE, convention: str | Convention = "reference",
+                 symmetries: Mapping[str, Sequence[int]] | None = None) -> grain.IterDataset:
   """The frames (or flow) pipeline: the reference's window sampling, decoding, augmentation, batching.
 
   Args:
@@ -126,6 +126,9 @@ def make_dataset(source, *, train: bool, modality: str, window: int, stride: int
       `normalization.CONVENTIONS` ("reference", the default: 0..255 minus the ImageNet mean, flow minus
       128; "torchvision"; "caffe") or a `Convention` of the modality (`weights.read_convention`, which
       knows a flow network's flow_init).
+    symmetries: class-mapping transforms of whole training videos (`arp_jax.input.symmetries`): name
+      ("hflip", "vflip", "transpose") -> the class each class becomes, each applied with probability 1/2
+      per video, for classes that a mirror changes (with `flip` False); None or {} for none.
 
   Returns:
     A `grain.IterDataset` of dicts: `frames float32 [B, max_windows, window, size, size, C]` (the kept
@@ -139,7 +142,7 @@ def make_dataset(source, *, train: bool, modality: str, window: int, stride: int
   """
   transform = VideoTransform(train=train, modality=modality, window=window, stride=stride,
                              max_windows=max_windows, size=size, scales=scales, flip=flip,
-                             short_side=short_side, convention=convention)
+                             short_side=short_side, convention=convention, symmetries=symmetries)
   return _pipeline(source, transform, **_check_reading(
       source, train=train, batch_size=batch_size, seed=seed, num_epochs=num_epochs, shard_index=shard_index,
       shard_count=shard_count, drop_remainder=drop_remainder, num_workers=num_workers,
@@ -152,14 +155,15 @@ def make_dynamic_image_dataset(source, *, train: bool, modality: str, max_window
                                scales: Sequence[int] = SCALES, flip: bool = True, num_workers: int = 0,
                                read_options: grain.ReadOptions | None = None, values: str = "image",
                                short_side: int | None = SHORT_SIDE,
-                               convention: str | Convention = "reference") -> grain.IterDataset:
+                               convention: str | Convention = "reference",
+                               symmetries: Mapping[str, Sequence[int]] | None = None) -> grain.IterDataset:
   """The precomputed dynamic images pipeline (the paper's offline path).
 
   Reads `*_dynamic_images` examples (one image per window, or one per video; dynamic images or the other
   summary images of Table 1), keeps windows as the reference does (training: all up to `max_windows`,
   else a random min(max_windows, ceil(n / 2)); test: at most `max_windows`), and crops and flips each
   image as `crop_params` draws (flow: a flip negates u, see `DynamicImageTransform`). Arguments as
-  `make_dataset` (`convention` included), and `values`:
+  `make_dataset` (`convention` and `symmetries` included), and `values`:
     "image" (the paper: dynamic images are "scaled into [0, 255] range again" and "fed into a CNN as
       input"): the stored 8-bit image normalised exactly as a frame (by default RGB minus `RGB_MEAN`,
       flow codes minus 128);
@@ -177,7 +181,7 @@ def make_dynamic_image_dataset(source, *, train: bool, modality: str, max_window
   """
   transform = DynamicImageTransform(train=train, modality=modality, max_windows=max_windows, size=size,
                                     scales=scales, flip=flip, values=values, short_side=short_side,
-                                    convention=convention)
+                                    convention=convention, symmetries=symmetries)
   return _pipeline(source, transform, **_check_reading(
       source, train=train, batch_size=batch_size, seed=seed, num_epochs=num_epochs, shard_index=shard_index,
       shard_count=shard_count, drop_remainder=drop_remainder, num_workers=num_workers,

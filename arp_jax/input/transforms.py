@@ -19,10 +19,12 @@ import numpy as np
 
 from arp_jax import checks
 from arp_jax.input import sampling
+from arp_jax.input import symmetries as symmetries_lib
 from arp_jax.input.augment import check_convention, crop_resize_flip, flip_code
 from arp_jax.input.decode import (CHANNELS, DYNAMIC_IMAGE_KEYS, FRAME_KEYS, check_modality,
                                   decode_sequences, restore_dynamic_images, sequences)
 from arp_jax.input.sampling import SCALES, SHORT_SIDE
+from arp_jax.input.symmetries import Checked
 from arp_jax.normalization import Convention
 
 # The width of a video name in eval batches (`encode_name`); UCF101's and HMDB51's are under 128.
@@ -72,10 +74,13 @@ def as_padding(element: Element) -> Element:
   return dataclasses.replace(element, valid=False)
 
 
-def _outputs(element: Element, train: bool, frames: np.ndarray, windows: int) -> dict:
+def _outputs(element: Element, train: bool, frames: np.ndarray, windows: int,
+             applied: tuple[str, ...] = (), symmetries: Checked = ()) -> dict:
+  """The video's outputs (module docstring); its label mapped by the symmetries `applied` to its frames."""
   label = element.example.get("label")
   if not checks.is_int(label):
     raise ValueError(f"video {element.index} has label {label!r}; expected an int class index")
+  label = symmetries_lib.map_label(int(label), applied, symmetries)
   out = dict(frames=frames, windows=np.int32(windows), label=np.int32(label))
   if not train:
     out.update(index=np.int32(element.index), valid=np.bool_(element.valid),
@@ -100,6 +105,9 @@ class _Augmentation:
   flip: bool = True
   short_side: int | None = SHORT_SIDE
   convention: str | Convention = "reference"
+  # Class-mapping transforms of the whole video in training (`symmetries`): name -> the class each
+  # class becomes, e.g. {"hflip": [...]}; stored as `symmetries.Checked`.
+  symmetries: Mapping[str, Sequence[int]] | Checked = ()
 
   def __post_init__(self):
     fields = dict(
@@ -107,9 +115,18 @@ class _Augmentation:
         max_windows=checks.check_int(self.max_windows, "max_windows"),
         size=checks.check_int(self.size, "size"), scales=sampling.check_scales(self.scales),
         flip=checks.check_bool(self.flip, "flip"), short_side=sampling.check_short_side(self.short_side),
-        convention=check_convention(self.convention, self.modality))
+        convention=check_convention(self.convention, self.modality),
+        symmetries=symmetries_lib.check_symmetries(self.symmetries))
+    if fields["flip"] and "hflip" in dict(fields["symmetries"]):
+      raise ValueError("flip is True and symmetries has 'hflip'; expected one of them: flip mirrors and keeps "
+                       "the class, symmetries['hflip'] mirrors and maps it")
     for name, value in fields.items():
       object.__setattr__(self, name, value)
+
+  def _symmetries(self, rng: np.random.Generator) -> tuple[str, ...]:
+    """The symmetries applied to this video: drawn in training (first, and only if any are configured,
+    so that configs without them draw what they drew before), none at test."""
+    return symmetries_lib.draw(rng, self.symmetries) if self.train and self.symmetries else ()
 
   def _crop(self, height: int, width: int, rng: np.random.Generator):
     return sampling.draw_crop(height, width, rng, self.train, self.scales, self.size, self.flip,
@@ -136,6 +153,7 @@ class VideoTransform(_Augmentation):
     object.__setattr__(self, "stride", checks.check_int(self.stride, "stride"))
 
   def __call__(self, element: Element, rng: np.random.Generator) -> dict:
+    applied = self._symmetries(rng)
     keys = FRAME_KEYS[self.modality]
     images = sequences(element.example, keys)
     ids = sampling.draw_windows(len(images[0]), self.window, self.stride, self.train, rng,
@@ -148,9 +166,10 @@ class VideoTransform(_Augmentation):
     flip_u = flip_code if self.modality == "flow" else None
     for s, window in enumerate(inverse):
       params = self._crop(frames.shape[1], frames.shape[2], rng)
-      crop_resize_flip([frames[k] for k in window], params, self.size, flip_u, self.convention, out[s])
+      crop_resize_flip([frames[k] for k in window], params, self.size, flip_u, self.convention, out[s],
+                       applied=applied)
     _pad(out, len(ids))
-    return _outputs(element, self.train, out, len(ids))
+    return _outputs(element, self.train, out, len(ids), applied, self.symmetries)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -170,6 +189,7 @@ class DynamicImageTransform(_Augmentation):
       raise ValueError(f"values is {self.values!r}; expected one of {OFFLINE_VALUES}")
 
   def __call__(self, element: Element, rng: np.random.Generator) -> dict:
+    applied = self._symmetries(rng)
     keys = DYNAMIC_IMAGE_KEYS[self.modality]
     images = sequences(element.example, keys)
     n = len(images[0])
@@ -190,9 +210,9 @@ class DynamicImageTransform(_Augmentation):
     out = self._slots(1)
     for s, image in enumerate(decoded):
       params = self._crop(image.shape[0], image.shape[1], rng)
-      crop_resize_flip([image], params, self.size, flip_u, self.convention, out[s], zero_sum)
+      crop_resize_flip([image], params, self.size, flip_u, self.convention, out[s], zero_sum, applied)
     _pad(out, len(kept))
-    return _outputs(element, self.train, out, len(kept))
+    return _outputs(element, self.train, out, len(kept), applied, self.symmetries)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -177,7 +177,11 @@ class DynamicImageNetwork(nn.Module):
     dropout_rate: before the classifier (0.5 RGB, 0.8 flow in the reference); for CaffeNet, the rate of
       its fc6/fc7 dropouts.
     dtype: compute dtype of the backbone, a dtype or a name of `DTYPES` ("bfloat16"); parameters,
-      BatchNorm statistics and pooling stay float32.
+      BatchNorm statistics, temporal pooling (it accumulates in float32 whatever its input) and the
+      logits stay float32. Frames are pooled at the input before the cast, so bfloat16 costs the
+      dynamic image network and the frame streams nothing but rounding. Deeper, the frames' maps are
+      rounded to bfloat16 before ARP's weighted differences (its weights sum to zero, and consecutive
+      frames' maps nearly cancel), so dynamic maps keep several times the rounding error of each map.
   """
 
   backbone: str | Callable[..., nn.Module] = "resnext50_32x4d"

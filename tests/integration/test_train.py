@@ -139,6 +139,7 @@ def test_killed_run_resumes_to_the_same_state(data_dir, tmp_path):
     ("model.dtype", "float16", "config.model.dtype is 'float16'"),
     ("max_steps", -1, "config.max_steps is -1"),
     ("input.convention", "imagenet", "config.input.convention is 'imagenet'"),
+    ("input.symmetries", {"rotate": [0, 1]}, r"config.input.symmetries has \['rotate'\]"),
 ])
 def test_bad_config_is_a_clear_error(tmp_path, field, value, message):
   config = _config("si", tmp_path)
@@ -150,6 +151,14 @@ def test_bad_config_is_a_clear_error(tmp_path, field, value, message):
     node[last] = value
   with pytest.raises(ValueError, match=message):
     config_lib.check_config(config)
+
+
+def test_symmetries_of_another_number_of_classes_are_refused_before_training(data_dir, tmp_path):
+  config = _config("si", data_dir)
+  config.input.symmetries = {"hflip": [1, 0]}
+  with pytest.raises(ValueError, match="symmetries map 2 classes; the dataset has 12"):
+    train.train(config, tmp_path / "run")
+  assert not (tmp_path / "run").exists()
 
 
 def test_workdir_of_another_config_and_missing_checkpoint(data_dir, tmp_path):

@@ -190,6 +190,22 @@ def test_flow_stream_and_bfloat16(clips):
   np.testing.assert_allclose(half, logits, atol=0.05 * float(jnp.abs(logits).max()) + 1e-3)
 
 
+@pytest.mark.parametrize("pooling", POOLINGS + ("rp",))
+def test_pooling_of_bfloat16_maps_accumulates_in_float32(pooling):
+  # A bfloat16 backbone's maps, pooled at a feature depth (exact rank pooling through `arp_jax.pool`): the
+  # float32 pooling of the same values. A sum kept in bfloat16 would be off by about 2^-9 of its terms.
+  maps = jnp.asarray(np.random.default_rng(0).normal(size=(2, 10, 4, 4, 8)), jnp.bfloat16)
+  if pooling == "rp":
+    pool = lambda x: arp_jax.pool(x, "rp", axis=1)
+  else:
+    module = video.TemporalPooling(pooling=pooling, window=10, stride=10)
+    variables = module.init(KEY, maps.astype(jnp.float32))
+    pool = lambda x: module.apply(variables, x)[0]
+  pooled, exact = pool(maps), pool(maps.astype(jnp.float32))
+  assert pooled.dtype == jnp.float32
+  np.testing.assert_allclose(pooled, exact, rtol=1e-6, atol=1e-6 * float(jnp.abs(exact).max()))
+
+
 @pytest.mark.parametrize("kwargs, message", [
     (dict(pool_at="conv3"), "not an insertion depth"),
     (dict(pool_at="merge"), "not an insertion depth"),
