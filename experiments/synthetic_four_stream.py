@@ -81,8 +81,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.optim.accumulation_steps = 1
   config.eval.aggregate = "mean"
   config.eval.batch_size = 32
-  config.log_every = 10
-  config.checkpoint_every = 200
+  config.log_every = 25
+  config.checkpoint_every = 300
   if args["runlocal"]:
     config.dataset.name = "synthetic_motion/tiny"
     c.batch_size = config.eval.batch_size = 8

@@ -49,7 +49,8 @@ def crop_resize_flip(images, params, size: int, flip_u, convention: Convention, 
   (`normalization.normalize`, with `zero_sum`) into float32 `out` [n, size, size, C]. Unchecked: `params`
   fit the images."""
   top, left, crop_h, crop_w, flip = params
-  for image, target in zip(images, out):
+  prepared = []
+  for image in images:
     resized = cv2.resize(image[top:top + crop_h, left:left + crop_w], (size, size),
                          interpolation=cv2.INTER_LINEAR)
     if flip:
@@ -62,7 +63,9 @@ def crop_resize_flip(images, params, size: int, flip_u, convention: Convention, 
       # On the stored values, before normalisation: flow codes are negated about 127.5, not about the
       # convention's mean.
       resized = symmetries.transform(resized, applied, flip_u)
-    normalization.normalize(resized, convention, zero_sum=zero_sum, out=target)
+    prepared.append(resized)
+  # One normalisation of the whole window: per image, its fixed cost was most of a 64 x 64 frame's.
+  normalization.normalize(np.stack(prepared), convention, zero_sum=zero_sum, out=out)
 
 
 def _check_params(params, height: int, width: int) -> tuple[int, int, int, int, bool]:
