@@ -142,6 +142,15 @@ def test_paper_train_step_exports_for_accelerators(name):
   assert "bf16" not in text  # the configs train in float32 (config.model.dtype)
 
 
+@pytest.mark.parametrize("depth", ["res2", "res3", "res4", "res5"])
+def test_resnext_dynamic_map_train_steps_export_for_accelerators(depth):
+  # No table pools ResNeXt deeper than its input, but the depth sweeps users run do (and
+  # benchmarks/device_check.py measures res3): Table 8's DI network with ARP before each stage.
+  config = PAPER_NETWORKS["resnext50_32x4d-stem-arp-merge_max-rgb"].copy_and_resolve_references()
+  config.model.pool_at = depth
+  assert_plain(exported_train_step(config, ACCELERATORS))
+
+
 def test_bfloat16_dynamic_image_train_step_exports_for_accelerators():
   # The dynamic image network of ResNeXt-50 (Table 8's DI) as an accelerator would train it in bfloat16.
   config = PAPER_NETWORKS["resnext50_32x4d-stem-arp-merge_max-rgb"].copy_and_resolve_references()
