@@ -24,7 +24,7 @@ from flax import traverse_util
 
 from arp_jax import input as input_lib
 from arp_jax import normalization, optim, weights
-from arp_jax.config import AUTO, SYNTHETIC
+from arp_jax.config import AUTO, SYNTHETIC, symmetries
 from arp_jax.models.video import DynamicImageNetwork, depth_of, reference_scaling
 from arp_jax.train_step import TrainState, create_state
 
@@ -152,7 +152,7 @@ def window_length(input_config) -> int:
 def check_symmetries(input_config, num_classes: int) -> None:
   """ValueError unless `input.symmetries`' class maps cover the dataset's `num_classes` classes (found
   before training, rather than at the first video of a class they miss)."""
-  maps = input_lib.check_symmetries(dict(input_config.get("symmetries") or {}))
+  maps = input_lib.check_symmetries(symmetries(input_config))
   if maps and len(maps[0][1]) != num_classes:
     raise ValueError(f"config.input.symmetries map {len(maps[0][1])} classes; the dataset has {num_classes}: "
                      "expected a map of every class")
@@ -174,7 +174,7 @@ def input_pipeline(input_config, data_source, *, train: bool, batch_size: int, s
                 size=c.size, batch_size=batch_size, seed=seed, num_epochs=num_epochs if train else 1,
                 shard_index=jax.process_index(), shard_count=jax.process_count(), scales=tuple(c.scales),
                 short_side=c.short_side or None, flip=c.flip, num_workers=c.num_workers,
-                convention=convention, symmetries=dict(c.get("symmetries") or {}))
+                convention=convention, symmetries=symmetries(c))
   if c.offline:
     return input_lib.make_dynamic_image_dataset(data_source, values=c.offline_values, **common)
   return input_lib.make_dataset(data_source, window=c.window, stride=c.stride, **common)

@@ -177,6 +177,11 @@ def _get(config, field: str):
   return config
 
 
+def symmetries(input_config) -> dict:
+  """`input.symmetries` as a plain dict (name -> class map); {} when unset (configs older than the field)."""
+  return dict(input_config.get("symmetries") or {})
+
+
 def _one_of(config, field: str, choices) -> None:
   if _get(config, field) not in choices:
     _fail(field, _get(config, field), f"one of {tuple(choices)}")
@@ -207,7 +212,7 @@ def check_config(config) -> None:
     raise ValueError(str(error)) from None
   _one_of(config, "input.modality", input_lib.MODALITIES)
   try:
-    input_lib.check_symmetries(dict(config.input.get("symmetries") or {}))
+    input_lib.check_symmetries(symmetries(config.input))
   except ValueError as error:
     raise ValueError(f"config.input.{error}") from None
   _one_of(config, "input.offline_values", input_lib.OFFLINE_VALUES)

@@ -16,6 +16,7 @@ import json
 import math
 import os
 from pathlib import Path
+import sys
 
 METRICS_FILE = "metrics.jsonl"
 
@@ -40,6 +41,24 @@ def _json_value(value):
   return value if math.isfinite(value) else str(value)
 
 
+def _summary_writer_class():
+  """tensorboardX's `SummaryWriter`, imported without importing PyTorch.
+
+  tensorboardX imports torch whenever it is installed (only to accept torch tensors as values), which
+  costs 6-12 s of a training run's start on a CPU machine; the values written here are floats. A torch
+  already imported is used as it is.
+  """
+  if "torch" in sys.modules:
+    from tensorboardX import SummaryWriter  # pylint: disable=import-outside-toplevel
+    return SummaryWriter
+  sys.modules["torch"] = None  # `import torch` raises ImportError, which tensorboardX expects
+  try:
+    from tensorboardX import SummaryWriter  # pylint: disable=import-outside-toplevel
+  finally:
+    del sys.modules["torch"]
+  return SummaryWriter
+
+
 class MetricWriter:
   """Appends scalars to `<workdir>/metrics.jsonl` and to TensorBoard; a no-op when not `enabled` (the
   hosts other than process 0)."""
@@ -56,9 +75,7 @@ class MetricWriter:
     tmp = self.path.with_suffix(".tmp")
     tmp.write_text("".join(json.dumps(record) + "\n" for record in kept))
     os.replace(tmp, self.path)
-    from tensorboardX import SummaryWriter  # pylint: disable=import-outside-toplevel
-
-    self._tensorboard = SummaryWriter(os.fspath(workdir / "tensorboard"))
+    self._tensorboard = _summary_writer_class()(os.fspath(workdir / "tensorboard"))
 
   def write(self, step: int, scalars: dict) -> None:
     """Records `scalars` (name -> number) at `step`."""

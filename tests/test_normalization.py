@@ -35,3 +35,23 @@ def test_normalize_follows_each_convention():
     arp_jax.normalize(x, "imagenet")
   with pytest.raises(ValueError, match="flow_init is 'average'"):
     normalization.convention("torchvision", "flow", flow_init="average")
+
+
+@pytest.mark.parametrize("name", normalization.CONVENTIONS)
+def test_normalize_gives_the_per_channel_values_for_any_layout(name):
+  # Contiguous frames are normalised row by row with the [C] vectors tiled (the fast path); strided
+  # frames, a strided `out`, a single pixel and empty frames take other paths: every one must give
+  # (x - offset) * gain channel by channel, exactly.
+  rng = np.random.default_rng(3)
+  for channels in (3, 2):
+    convention = normalization.resolve(name, "rgb" if channels == 3 else "flow")
+    frames = rng.integers(0, 256, (3, 6, 7, channels), dtype=np.uint8)
+    for x in (frames, frames[:, ::2, 1:], frames[0, 0, 0], frames[:0]):
+      expected = (x.astype(np.float32) - convention.offset) * convention.gain
+      np.testing.assert_array_equal(arp_jax.normalize(x, convention), expected)
+    out = np.zeros((3, 6, 14, channels), np.float32)
+    got = arp_jax.normalize(frames, convention, out=out[:, :, ::2])
+    np.testing.assert_array_equal(out[:, :, ::2], (frames - convention.offset) * convention.gain)
+    assert got.base is out and not out[:, :, 1::2].any()
+    np.testing.assert_array_equal(arp_jax.normalize(frames.astype(np.float32), convention, zero_sum=True),
+                                  frames.astype(np.float32) * convention.gain)

@@ -49,23 +49,22 @@ def crop_resize_flip(images, params, size: int, flip_u, convention: Convention, 
   (`normalization.normalize`, with `zero_sum`) into float32 `out` [n, size, size, C]. Unchecked: `params`
   fit the images."""
   top, left, crop_h, crop_w, flip = params
-  prepared = []
-  for image in images:
-    resized = cv2.resize(image[top:top + crop_h, left:left + crop_w], (size, size),
-                         interpolation=cv2.INTER_LINEAR)
-    if flip:
-      # Bilinear sampling is symmetric about the centre, so mirroring after the resize equals mirroring
-      # before it, and costs nothing: the normalisation below reads the mirrored view.
-      resized = resized[:, ::-1]
-      if flip_u is not None:
-        resized[..., 0] = flip_u(resized[..., 0])
-    if applied:
-      # On the stored values, before normalisation: flow codes are negated about 127.5, not about the
-      # convention's mean.
-      resized = symmetries.transform(resized, applied, flip_u)
-    prepared.append(resized)
-  # One normalisation of the whole window: per image, its fixed cost was most of a 64 x 64 frame's.
-  normalization.normalize(np.stack(prepared), convention, zero_sum=zero_sum, out=out)
+  # One array for the window (a copy: the decoded frames may be shared by several windows), then every
+  # step on the whole window: per image, the fixed costs were most of a 64 x 64 frame's.
+  window = np.stack([image[top:top + crop_h, left:left + crop_w] for image in images])
+  if (crop_h, crop_w) != (size, size):
+    window = np.stack([cv2.resize(image, (size, size), interpolation=cv2.INTER_LINEAR) for image in window])
+  if flip:
+    # Bilinear sampling is symmetric about the centre, so mirroring after the resize equals mirroring
+    # before it, and costs nothing: the normalisation below reads the mirrored view.
+    window = window[:, :, ::-1]
+    if flip_u is not None:
+      window[..., 0] = flip_u(window[..., 0])
+  if applied:
+    # On the stored values, before normalisation: flow codes are negated about 127.5, not about the
+    # convention's mean.
+    window = symmetries.transform(window, applied, flip_u)
+  normalization.normalize(window, convention, zero_sum=zero_sum, out=out)
 
 
 def _check_params(params, height: int, width: int) -> tuple[int, int, int, int, bool]:

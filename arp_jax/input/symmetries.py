@@ -84,18 +84,18 @@ def map_label(label: int, applied: Sequence[str], symmetries: Checked) -> int:
 
 
 def transform(image: np.ndarray, applied: Sequence[str], negate: Callable | None) -> np.ndarray:
-  """`image` [S, S, C] (square: after the resize) transformed by `applied`, in `SYMMETRIES` order.
+  """`image` [..., S, S, C] (square: after the resize) transformed by `applied`, in `SYMMETRIES` order.
 
   negate: for flow (C = 2: u, v), what a reversed displacement does to a stored value (`augment.flip_code`
   for uint8 codes, `np.negative` for pooled values); None for images, which only move.
   """
   for name in applied:
     if name == "hflip":
-      image = image[:, ::-1]
+      image = image[..., ::-1, :]
     elif name == "vflip":
-      image = image[::-1]
+      image = image[..., ::-1, :, :]
     else:
-      image = image.swapaxes(0, 1)
+      image = image.swapaxes(-3, -2)
     if negate is None:
       continue
     if name == "transpose":

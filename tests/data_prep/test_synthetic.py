@@ -261,3 +261,17 @@ def test_four_stream_claims_and_a_missing_dataset(tmp_path, capsys):
   assert len(lines) == 1 and "not prepared" in lines[0], lines
   assert f"arp-jax synthetic-data --data-dir {tmp_path / 'runs' / 'data'} --variant tiny" in lines[0], lines
   assert not (tmp_path / "runs" / "si" / "config.json").exists()
+
+
+def test_the_dataset_does_not_depend_on_the_number_of_threads_that_prepare_it(tmp_path):
+  # Videos are prepared on `workers` threads (`data_prep.threads.map_in_order`), in order.
+  built = {}
+  for workers in (1, 3):
+    synthetic.build(tmp_path / str(workers), "tiny", workers=workers)
+    sources = tfds.data_source("synthetic_motion/tiny", data_dir=os.fspath(tmp_path / str(workers)))
+    built[workers] = [(bytes(x["name"]), int(x["label"]),
+                       *(np.stack(x[key]).tobytes() for key in ("frames", "flow_x", "flow_y")))
+                      for split in ("train", "test") for x in sources[split]]
+  assert built[1] == built[3]
+  with pytest.raises(ValueError, match="workers is 0"):
+    synthetic.build(tmp_path / "0", "tiny", workers=0)
