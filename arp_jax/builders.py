@@ -249,7 +249,7 @@ def steps_per_epoch(config, num_train: int) -> int:
 
 def optimizer(optim_config, updates_per_epoch: int, params):
   """(optax transformation, learning-rate schedule of the update count) of config.optim for `params`:
-  the reference's SGD, a learning rate per epoch, multipliers on the parameters they name (rules that
+  the reference's SGD (or AdamW, `optim.optimizer`), a learning rate per epoch, multipliers on the parameters they name (rules that
   name no parameter of this network are dropped: e.g. the pooling multiplier of a network without
   parametric pooling)."""
   c = optim_config
@@ -258,9 +258,10 @@ def optimizer(optim_config, updates_per_epoch: int, params):
   rules = {name: value for name, value in dict(c.multipliers).items()
            if any(name in path for path in paths)}
   multipliers = optim.lr_multipliers(params, rules) if rules else None
-  tx = optim.sgd(schedule, momentum=c.momentum, weight_decay=c.weight_decay, multipliers=multipliers,
-                 accumulation_steps=c.accumulation_steps)
-  return tx, schedule
+  common = dict(weight_decay=c.weight_decay, multipliers=multipliers, accumulation_steps=c.accumulation_steps)
+  if c.get("optimizer", "sgd") == "adamw":  # configs written before the field trained with SGD
+    return optim.adamw(schedule, **common), schedule
+  return optim.sgd(schedule, momentum=c.momentum, **common), schedule
 
 
 def train_state(config, network: DynamicImageNetwork, num_train: int) -> tuple[TrainState, callable]:

@@ -44,6 +44,8 @@ optimiser, `config.input` those of the input pipeline.
                         dropout_rate, dtype ("float32" or "bfloat16": the backbone's compute; the
                         paper's configs keep float32, the paper's numerics: pass
                         --config.model.dtype=bfloat16 on a GPU or TPU)
+  optim.optimizer       "sgd" (the reference's: momentum, weight decay) or "adamw" (Adam, decoupled decay;
+                        no momentum field used)
   optim.learning_rates  one per epoch (their count is the number of epochs)
   optim.momentum, .weight_decay, .accumulation_steps
   optim.multipliers     parameter name -> learning-rate multiplier, e.g. {"temporal_pooling": 0.1}
@@ -97,7 +99,7 @@ def base_config() -> ml_collections.ConfigDict:
                       num_workers=2, convention=AUTO)
   config.model = dict(backbone="resnext50_32x4d", pool_at="stem", pooling="arp", merge="max",
                       dropout_rate=0.5, dtype="float32")
-  config.optim = dict(learning_rates=[1e-2] * 2 + [1e-3] * 8, momentum=optim.MOMENTUM,
+  config.optim = dict(optimizer="sgd", learning_rates=[1e-2] * 2 + [1e-3] * 8, momentum=optim.MOMENTUM,
                       weight_decay=optim.WEIGHT_DECAY, accumulation_steps=4,
                       multipliers={POOLING_LABEL: 0.1})
   config.init_from = ""
@@ -218,6 +220,8 @@ def check_config(config) -> None:
   _one_of(config, "input.offline_values", input_lib.OFFLINE_VALUES)
   _one_of(config, "input.convention", (AUTO, *normalization.CONVENTIONS))
   _one_of(config, "eval.aggregate", AGGREGATES)
+  if "optimizer" in config.optim:
+    _one_of(config, "optim.optimizer", optim.OPTIMIZERS)
   _one_of(config, "model.dtype", tuple(DTYPES))
   unknown = sorted(set(config.model) - set(DynamicImageNetwork.__dataclass_fields__))
   if unknown:

@@ -6,8 +6,10 @@ Builds `data_prep.synthetic` with the default config's videos (16 frames of 64 x
 op, JPEG, array_record) but N training and N test videos per class, twice into temporary folders: with
 `workers=1` (the baseline: one thread prepares the videos while the main thread renders and writes them)
 and with `workers` = this machine's cores. A build of one video per class comes first, untimed (TV-L1's
-compilation, TFDS's first-build costs), so both time the steady state. Prints seconds, videos/s and TV-L1 pairs/s of each, the ratio, and whether the two
-datasets are identical (they must be: the examples keep their order).
+compilation, TFDS's first-build costs), so both time the steady state. Prints seconds, videos/s and TV-L1
+pairs/s of each, the ratio, and whether the two datasets are identical (they must be: the examples keep
+their order). The baseline runs as fast as the sequential build before the threads (39.8 s against 40.6 s
+for 8 + 8 videos per class, measured 2026-12-02).
 
 `--quick`: 1 video per class, a smoke run, not a measurement. Rates are measurements, not asserted: this is
 a benchmark, never a test.

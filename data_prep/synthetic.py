@@ -443,7 +443,8 @@ def add_arguments(parser) -> None:
                       choices=sorted(SyntheticMotion.builder_configs),
                       help="default: 12 classes x (40 train + 40 test) videos; tiny: a few, for smoke runs")
   parser.add_argument("--workers", type=cli.positive_int, default=None,
-                      help="threads preparing videos (default: one per core; the dataset does not depend on it)")
+                      help="threads preparing videos (default: one per core); the dataset does not depend "
+                           "on it")
 
 
 def run(args) -> int:

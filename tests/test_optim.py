@@ -76,3 +76,53 @@ def test_bad_arguments():
     optim.sgd(0.1, momentum=1.0)
   with pytest.raises(ValueError, match="accumulation_steps"):
     optim.sgd(0.1, accumulation_steps=0)
+
+
+def test_adamw_is_adam_with_decoupled_decay_on_kernels_only():
+  # Two steps by hand: Adam's moments (betas 0.9, 0.999, eps 1e-8, bias-corrected), then lr x (m_hat /
+  # (sqrt(v_hat) + eps) + wd x w) for the kernel and without the decay for the bias.
+  params = {"kernel": jnp.array([[1.0, -2.0], [0.5, 3.0]]), "bias": jnp.array([0.5, -1.0])}
+  grads = [{"kernel": jnp.array([[0.1, -0.2], [0.3, 0.0]]), "bias": jnp.array([1.0, -0.5])},
+           {"kernel": jnp.array([[-0.1, 0.4], [0.2, 0.1]]), "bias": jnp.array([0.5, 0.5])}]
+  lr, wd = 0.01, 0.1
+  multipliers = {"kernel": 1.0, "bias": 2.0}
+  tx = optim.adamw(lr, weight_decay=wd, multipliers=multipliers)
+  state = tx.init(params)
+  expected = {k: np.asarray(v, np.float64) for k, v in params.items()}
+  m = {k: np.zeros_like(v) for k, v in expected.items()}
+  v = {k: np.zeros_like(x) for k, x in expected.items()}
+  for t, g in enumerate(grads, start=1):
+    updates, state = tx.update(g, state, params)
+    params = optax.apply_updates(params, updates)
+    for k in expected:
+      gk = np.asarray(g[k], np.float64)
+      m[k] = 0.9 * m[k] + 0.1 * gk
+      v[k] = 0.999 * v[k] + 0.001 * gk ** 2
+      step = (m[k] / (1 - 0.9 ** t)) / (np.sqrt(v[k] / (1 - 0.999 ** t)) + 1e-8)
+      decay = wd * expected[k] if k == "kernel" else 0.0
+      expected[k] = expected[k] - lr * multipliers[k] * (step + decay)
+    for k in expected:
+      np.testing.assert_allclose(params[k], expected[k], rtol=1e-5, atol=1e-7)
+  with pytest.raises(ValueError, match="weight_decay is -1"):
+    optim.adamw(lr, weight_decay=-1)
+
+
+def test_the_config_chooses_the_optimiser():
+  from arp_jax import builders, config as config_lib  # pylint: disable=import-outside-toplevel
+  params = {"kernel": jnp.ones((2, 2)), "bias": jnp.ones(2)}
+  grads = {"kernel": jnp.full((2, 2), 0.5), "bias": jnp.full(2, 0.5)}
+  c = config_lib.base_config().optim
+  c.multipliers, c.accumulation_steps = {}, 1
+  updates = {}
+  for name in ("sgd", "adamw"):
+    c.optimizer = name
+    tx, _ = builders.optimizer(c, 10, params)
+    updates[name], _ = tx.update(grads, tx.init(params), params)
+  lr = c.learning_rates[0]
+  # SGD's first step: lr x (g + wd x w); Adam's: lr x (sign(g) + wd x w) on kernels, lr x sign(g) on biases.
+  np.testing.assert_allclose(updates["sgd"]["bias"], -lr * 0.5, rtol=1e-6)
+  np.testing.assert_allclose(updates["adamw"]["bias"], -lr * 1.0, rtol=1e-5)
+  np.testing.assert_allclose(updates["adamw"]["kernel"], -lr * (1.0 + c.weight_decay), rtol=1e-5)
+  del c["optimizer"]  # a config written before the field trained with SGD
+  tx, _ = builders.optimizer(c, 10, params)
+  np.testing.assert_allclose(tx.update(grads, tx.init(params), params)[0]["bias"], -lr * 0.5, rtol=1e-6)

@@ -49,8 +49,10 @@ def test_train_then_evaluate_scores_every_test_video_once(data_dir, tmp_path):
   for record in records:
     assert {"loss", "accuracy", "learning_rate", "steps_per_sec", "clips_per_sec", "epoch"} <= set(record)
     assert np.isfinite(record["loss"])
-  # 24 training videos in batches of 8: 3 steps per epoch, the first epoch at 0.02, the next at 0.1.
-  assert [r["learning_rate"] for r in records] == pytest.approx([0.02, 0.1])
+  # 24 training videos in batches of 8: 3 steps per epoch, the first epoch at peak / 5, the next at the
+  # peak (DOF: AdamW, 1e-3).
+  assert config.optim.optimizer == "adamw"
+  assert [r["learning_rate"] for r in records] == pytest.approx([2e-4, 1e-3])
   assert [r["epoch"] for r in records] == pytest.approx([2 / 3, 4 / 3])
   assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
   assert json.loads((tmp_path / train.CONFIG_FILE).read_text())["input"]["modality"] == "flow"
@@ -136,6 +138,7 @@ def test_killed_run_resumes_to_the_same_state(data_dir, tmp_path):
     ("input.modality", "depth", "config.input.modality is 'depth'"),
     ("input.batch_size", 0, "config.input.batch_size is 0"),
     ("eval.aggregate", "vote", "config.eval.aggregate is 'vote'"),
+    ("optim.optimizer", "adam", "config.optim.optimizer is 'adam'"),
     ("model.dtype", "float16", "config.model.dtype is 'float16'"),
     ("max_steps", -1, "config.max_steps is -1"),
     ("input.convention", "imagenet", "config.input.convention is 'imagenet'"),
