@@ -34,9 +34,19 @@ from arp_jax import checks
 
 def quiet_logs() -> None:
   """Orbax logs every step of every save at INFO (absl logging): a command line shows only its warnings;
-  the metrics and the progress bar say what matters."""
+  the metrics and the progress bar say what matters. Also dropped: Orbax's warning that a save waited
+  over a second for the one before (advice to checkpoint less often), which a loaded machine prints for
+  smoke runs that checkpoint every few steps; a run's steps per second show the cost of its saves."""
   from absl import logging as absl_logging  # pylint: disable=import-outside-toplevel
   absl_logging.set_verbosity(absl_logging.WARNING)
+  absl_logger = logging.getLogger("absl")
+  if _waited_for_previous_save not in absl_logger.filters:
+    absl_logger.addFilter(_waited_for_previous_save)
+
+
+def _waited_for_previous_save(record) -> bool:
+  """False for Orbax's "Waiting for previous save to complete took ... seconds" warning."""
+  return not str(record.msg).startswith("Waiting for previous save to complete")
 
 
 def _silence_aborted_reads() -> None:

@@ -1,5 +1,6 @@
 """The reference's optimiser: SGD with momentum 0.9 and weight decay 5e-4, learning rates set per epoch,
-per-parameter learning-rate multipliers, and gradient accumulation.
+per-parameter learning-rate multipliers, and gradient accumulation; and AdamW with the same schedule,
+multipliers and accumulation (`config.optim.optimizer`), for networks trained from scratch.
 
     schedule = epoch_schedule([1e-2] * 2 + [1e-3] * 8, steps_per_epoch)  # ResNeXt RGB, REFERENCE.md
     tx = sgd(schedule, multipliers=lr_multipliers(params, {"temporal_pooling": 0.1}), accumulation_steps=4)

@@ -89,3 +89,15 @@ def test_when_no_checkpoint_restores_it_is_an_error_and_nothing_is_moved(tmp_pat
   assert capfd.readouterr().err.count("does not restore") == 2
   assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == ["1", "2"]
   assert not (tmp_path / "ckpt.damaged").exists()
+
+
+def test_quiet_logs_drops_orbax_advice_on_waiting_saves_only(caplog):
+  # A loaded machine makes a smoke run's save (every 2 steps) wait over a second for the one before;
+  # Orbax's advice then broke the main job's clean output. Other warnings stay.
+  from absl import logging as absl_logging  # pylint: disable=import-outside-toplevel
+  checkpoint.quiet_logs()
+  with caplog.at_level("WARNING"):
+    absl_logging.warning("Waiting for previous save to complete took %f seconds. If this number is high, "
+                         "consider checkpointing less frequently.", 1.16)
+    absl_logging.warning("a save failed")
+  assert [record.getMessage() for record in caplog.records] == ["a save failed"]
