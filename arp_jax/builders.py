@@ -249,9 +249,9 @@ def steps_per_epoch(config, num_train: int) -> int:
 
 def optimizer(optim_config, updates_per_epoch: int, params):
   """(optax transformation, learning-rate schedule of the update count) of config.optim for `params`:
-  the reference's SGD (or AdamW, `optim.optimizer`), a learning rate per epoch, multipliers on the parameters they name (rules that
-  name no parameter of this network are dropped: e.g. the pooling multiplier of a network without
-  parametric pooling)."""
+  the reference's SGD (or AdamW, `optim.optimizer`), a learning rate per epoch, multipliers on the
+  parameters they name (rules that name no parameter of this network are dropped: e.g. the pooling
+  multiplier of a network without parametric pooling)."""
   c = optim_config
   schedule = optim.epoch_schedule(list(c.learning_rates), updates_per_epoch)
   paths = traverse_util.flatten_dict(params)

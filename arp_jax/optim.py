@@ -118,7 +118,8 @@ def sgd(learning_rate, *, momentum: float = MOMENTUM, weight_decay: float = WEIG
 def adamw(learning_rate, *, weight_decay: float = WEIGHT_DECAY, multipliers=None,
           accumulation_steps: int = 1) -> optax.GradientTransformation:
   """Adam with decoupled weight decay (AdamW): not the reference's optimiser, for networks trained from
-  scratch on little data, where SGD learns slowly (the synthetic benchmark's streams).
+  scratch on little data, where SGD learns slowly (the synthetic benchmark's mean-image and flow
+  streams).
 
   The update is `w -= lr * multiplier * (adam(g) + wd * w)`, Adam's default betas (0.9, 0.999) and eps
   1e-8; the decay applies to the kernels only, as `sgd`'s. Arguments as `sgd`'s (no momentum: Adam's
