@@ -8,7 +8,8 @@ optimiser, `config.input` those of the input pipeline.
   seed                  of the initialisation, the data order and every augmentation draw
   dataset.name          TFDS name: "ucf101_frames/split1", "hmdb51_dynamic_images/split2_rgb_w10s6",
                         "synthetic_motion/default" (each prepared beforehand: `arp-jax build`,
-                        `arp-jax synthetic-data`, `arp-jax mini-data`)
+                        `arp-jax synthetic-data`, `arp-jax mini-data`); ":<version>" reads that version
+                        only, not the newest prepared ("synthetic_motion/default:3.0.0")
   dataset.data_dir      TFDS data folder ("": TFDS's default; for the synthetic dataset <workdir>/data,
                         for the miniature <workdir>/mini_data)
   dataset.mini          the miniature UCF101/HMDB51 of real clips (`arp-jax mini-data`): what `runlocal`

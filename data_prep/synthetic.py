@@ -30,7 +30,7 @@ The videos then go through the same preparation as UCF101 (`data_prep.process.en
 TFDS dataset with the features of `ucf101_frames`, so one training pipeline reads both:
 
     import data_prep.synthetic  # registers the builder
-    data_prep.synthetic.build(DATA_DIR)  # default config: 12 classes x (40 train + 40 test) videos
+    data_prep.synthetic.build(DATA_DIR)  # default config: 12 classes x (80 train + 40 test) videos
     source = tfds.data_source("synthetic_motion", data_dir=DATA_DIR)["train"]
 
 From frames (`frames`), flow (`flow_x`, `flow_y`) and the dynamic images computed from either, the four
@@ -338,15 +338,16 @@ class SyntheticMotionConfig(tfds.core.BuilderConfig):
 class SyntheticMotion(LocalBuilder):
   """The synthetic motion benchmark as frames + flow, with the features of `ucf101_frames`."""
 
-  VERSION = tfds.core.Version("2.0.0")
+  VERSION = tfds.core.Version("3.0.0")
   RELEASE_NOTES = {"1.0.0": "First release.",
                    "2.0.0": "Shapes brighter than the background, 16 frames, 40 test videos per class, TV-L1 "
-                            "flow (default)."}
+                            "flow (default).",
+                   "3.0.0": "80 training videos per class (default): the same first 40 and test videos."}
   BUILDER_CONFIGS = [
       SyntheticMotionConfig(
-          name="default", description="12 classes x (40 train + 40 test) videos of 16 frames of 64 x 64, "
+          name="default", description="12 classes x (80 train + 40 test) videos of 16 frames of 64 x 64, "
                                       "TV-L1 flow.",
-          flow="tvl1"),
+          num_per_class_train=80, flow="tvl1"),
       # For tests and smoke runs (`runlocal`): a few seconds to build.
       SyntheticMotionConfig(
           name="tiny", description="12 classes x (2 train + 1 test) videos of 16 frames of 32 x 32, "
@@ -410,7 +411,7 @@ def build(data_dir, config: SyntheticMotionConfig | str | None = None,
   """Builds (or finds already built) the dataset under `data_dir` as array_record; returns the builder.
 
   Args:
-    data_dir: the TFDS data folder; the dataset goes to `data_dir/synthetic_motion/<config>/2.0.0`.
+    data_dir: the TFDS data folder; the dataset goes to `data_dir/synthetic_motion/<config>/<VERSION>`.
     config: None or "default" for the default config, or a `SyntheticMotionConfig` (give it its own name:
       a dataset is found again by its config name).
     workers: threads preparing videos (default: one per core); the dataset does not depend on it.
@@ -441,7 +442,7 @@ def add_arguments(parser) -> None:
                       help="the TFDS data folder; the dataset goes to DATA_DIR/synthetic_motion/VARIANT")
   parser.add_argument("--variant", default=SyntheticMotion.DEFAULT_CONFIG_NAME,
                       choices=sorted(SyntheticMotion.builder_configs),
-                      help="default: 12 classes x (40 train + 40 test) videos; tiny: a few, for smoke runs")
+                      help="default: 12 classes x (80 train + 40 test) videos; tiny: a few, for smoke runs")
   parser.add_argument("--workers", type=cli.positive_int, default=None,
                       help="threads preparing videos (default: one per core); the dataset does not depend "
                            "on it")

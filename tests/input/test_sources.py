@@ -7,12 +7,13 @@ import shutil
 import pytest
 
 from arp_jax import input as ip
+from data_prep.synthetic import SyntheticMotion
 from pipeline_helpers import NAME
 
 
 def test_the_newest_complete_version_is_read(data_dir, tmp_path):
   folder = ip.dataset_folder(NAME, data_dir)
-  assert folder == data_dir / NAME / "2.0.0"
+  assert folder == data_dir / NAME / str(SyntheticMotion.VERSION)
   # A newer version, an unfinished build (no dataset_info.json yet) and a folder that is not a version.
   root = tmp_path / NAME
   shutil.copytree(folder, root / "1.2.0")

@@ -12,6 +12,7 @@ import nbformat
 import pytest
 
 from arp_jax import synthetic_benchmark
+from data_prep.synthetic import SyntheticMotion
 from paths import REPO
 
 NOTEBOOK = REPO / "examples" / "quickstart.ipynb"
@@ -38,9 +39,10 @@ def test_the_main_job_prints_its_table_and_a_line_per_stream_only(tmp_path):
   data, workdir = tmp_path / "data", tmp_path / "runs"
   prepared = _run("synthetic-data", "--data-dir", data, "--variant", "tiny")
   assert prepared.returncode == 0 and prepared.stderr == "", prepared.stderr
+  version = str(SyntheticMotion.VERSION)
   assert prepared.stdout.splitlines() == [
-      f"Writing synthetic_motion/tiny/2.0.0 into '{data}'",
-      f"synthetic_motion/tiny prepared in {data / 'synthetic_motion' / 'tiny' / '2.0.0'}"]
+      f"Writing synthetic_motion/tiny/{version} into '{data}'",
+      f"synthetic_motion/tiny prepared in {data / 'synthetic_motion' / 'tiny' / version}"]
 
   result = _run("four-stream", "--workdir", workdir, "--data-dir", data, "--runlocal")
   output = result.stdout + result.stderr

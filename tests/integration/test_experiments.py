@@ -31,7 +31,7 @@ def shared(tmp_path_factory) -> Path:
 def prepare(config, data_dir: Path) -> None:
   """What `arp-jax synthetic-data` or `arp-jax mini-data` does for a runlocal config (idempotent)."""
   from data_prep import mini, synthetic  # pylint: disable=import-outside-toplevel
-  name = config.dataset.name.split("/")
+  name = config.dataset.name.partition(":")[0].split("/")  # without a pinned version, "tiny:3.0.0"
   if name[0] == config_lib.SYNTHETIC:
     synthetic.build(data_dir, name[1])
   else:

@@ -19,7 +19,7 @@ import tensorflow_datasets as tfds
 
 from paths import REPO
 from arp_jax import cli
-from data_prep import build, datasets
+from data_prep import build, datasets, synthetic
 from data_prep.mini import UCF101_CORRUPT, UCF101_VIDEOS, UCF_CLIP, make_mini_ucf101
 from data_prep.process import ProcessOptions
 
@@ -222,5 +222,5 @@ def test_the_synthetic_build_is_quiet_in_a_log_file(tmp_path):
                           cwd=REPO)
   assert result.returncode == 0, result.stderr
   output = result.stdout + result.stderr
-  assert "Writing synthetic_motion/tiny/2.0.0 into" in result.stdout
+  assert f"Writing synthetic_motion/tiny/{synthetic.SyntheticMotion.VERSION} into" in result.stdout
   assert "Unknown size" not in output and "\r" not in output and "\x1b[" not in output

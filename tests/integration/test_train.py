@@ -185,6 +185,12 @@ def test_missing_dataset_is_a_clear_error(tmp_path):
   config.dataset.update(name="synthetic_motion/tiny", data_dir="")
   with pytest.raises(FileNotFoundError, match="arp-jax synthetic-data --data-dir .*data --variant tiny"):
     builders.dataset_info(config, tmp_path)
+  # A name pinned to a version (the synthetic benchmark's configs): an older version left in the folder is
+  # not read, and the command that prepares the dataset carries no version.
+  config.dataset.name = "synthetic_motion/tiny:9.9.9"
+  with pytest.raises(FileNotFoundError, match=r"\(no version 9.9.9 folder .*\); prepare it with `arp-jax "
+                                              r"synthetic-data --data-dir \S*data --variant tiny`$"):
+    builders.dataset_info(config, tmp_path)
 
 
 def test_init_from_converted_weights_keeps_a_new_classifier(tmp_path):
