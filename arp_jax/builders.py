@@ -46,8 +46,8 @@ def data_dir(config, workdir) -> str | None:
 
 
 def prepare_command(config, folder: str | None) -> str:
-  """The command line that prepares the config's dataset in `folder` (its newest version: a name pinned to
-  one, "synthetic_motion/default:3.0.0", is prepared by the command of the code that builds it)."""
+  """The command line that prepares the config's dataset in `folder`. It builds the version of the
+  installed code, which a name pinned to one ("synthetic_motion/default:3.0.0") does not repeat."""
   name = config.dataset.name.partition(":")[0].split("/")
   folder = folder or "~/tensorflow_datasets"
   if name[0] == SYNTHETIC:

@@ -50,8 +50,10 @@ CEILINGS = {
 }
 # What each stream should reach on this benchmark: its ceiling, less what 40 test videos per class leave
 # to chance (one standard error at 25 % over 480 videos is 2 points) and a few hard videos. Reported beside
-# the accuracies and kept in results.json, not made part of the exit status: the benchmark does not reach
-# all of them yet (README.md), and the exit status says whether the paper's claims hold.
+# the accuracies and kept in results.json, not made part of the exit status, which says whether the paper's
+# claims hold: every stream reaches its target on the development machine (README.md), but the mean image
+# only by 0.6 point, and half of its accuracy is a coin toss (the sign of a direction it cannot see: one
+# standard error of 2.3 points), so another machine's rounding may put the same recipe below 45 %.
 TARGETS = {"si": 0.20, "mean": 0.45, "di": 0.90, "of": 0.90, "dof": 0.90}
 
 
