@@ -116,18 +116,40 @@ def gather_windows(x, window: int, stride: int | None = None, start: int = 0, ta
   Returns:
     (windows [B, S, window, ...], real) with S = num_windows(T, ...). `real` is None without `lengths`,
     else bool [B, S], False for windows past a video's own count (their frames are copies of its last
-    frame). Under `jax.jit` XLA fuses this gather into whatever consumes it.
+    frame).
   """
   stride = check_window_args(window, stride, start, tail)
   T = x.shape[1]
   count = int(count_windows(T, window, stride, start, tail))
   if count == 0:
     num_windows(T, window, stride, start, tail)  # raises the explanatory ValueError
+  tiled = stride == window and start + count * window <= T
   if lengths is None:
+    if tiled:
+      return _tiled_windows(x, count, window, start, None), None
     return jnp.take(x, frame_indices(T, count, window, stride, start), axis=1), None
   check_lengths_have_windows(lengths, window, stride, start, tail)
   lengths = jnp.asarray(lengths)
-  indices = frame_indices(lengths, count, window, stride, start)  # [B, S, window]
-  windows = jax.vmap(lambda video, index: jnp.take(video, index, axis=0))(x, indices)
+  if tiled:
+    windows = _tiled_windows(x, count, window, start, lengths)
+  else:
+    indices = frame_indices(lengths, count, window, stride, start)  # [B, S, window]
+    windows = jax.vmap(lambda video, index: jnp.take(video, index, axis=0))(x, indices)
   real = jnp.arange(count) < count_windows(lengths[:, None], window, stride, start, tail)
   return windows, real
+
+
+def _tiled_windows(x, count: int, window: int, start: int, lengths):
+  """`gather_windows`' windows when they tile x[:, start:start + count * window] (stride = window, no
+  tail padding): a reshape, with each frame past a video's length replaced by its last frame (what
+  `frame_indices` picks there). No gather: XLA lowers the general case's to a transposed copy of the
+  whole input, which costs more than pooling it (the networks' windows, [B * S, tau] clips, are tiled)."""
+  B = x.shape[0]
+  windows = x[:, start:start + count * window].reshape((B, count, window) + x.shape[2:])
+  if lengths is None:
+    return windows
+  frame_axes = (1,) * (x.ndim - 2)
+  last = jnp.take_along_axis(x, (lengths - 1).astype(jnp.int32).reshape((B, 1) + frame_axes), axis=1)
+  offsets = start + window * np.arange(count)[:, None] + np.arange(window)[None, :]  # [S, window]
+  past = offsets[None] >= lengths[:, None, None]  # [B, S, window]
+  return jnp.where(past.reshape(past.shape + frame_axes), last[:, None], windows)

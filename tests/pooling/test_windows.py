@@ -60,3 +60,38 @@ def test_stride_defaults_to_the_window():
 def test_bad_arguments(kwargs, error, message):
   with pytest.raises(error, match=message):
     windows.num_windows(10, **kwargs)
+
+
+def _has_window(T, window, stride, start, tail) -> bool:
+  try:
+    return T > 0 and windows.num_windows(T, window, stride, start, tail) > 0
+  except ValueError:
+    return False
+
+
+@pytest.mark.parametrize("T, window, stride, start, tail", [
+    (10, 10, 10, 0, "pad"), (30, 10, 10, 0, "pad"), (23, 5, 5, 2, "drop"), (16, 4, 4, 0, "pad"),
+    (23, 10, 6, 0, "pad"), (23, 10, 10, 0, "pad"), (9, 3, 2, 1, "drop")])
+@pytest.mark.parametrize("with_lengths", [False, True])
+def test_gathered_windows_are_the_frames_the_indices_name(T, window, stride, start, tail, with_lengths):
+  # Tiled windows (stride = window, no tail padding: the networks' [B * S, tau] clips) are a reshape with
+  # the frames past a video's length replaced, not a gather; both must pick the frames frame_indices names.
+  rng = np.random.default_rng(T + window)
+  x = rng.normal(size=(4, T, 3, 2)).astype(np.float32)
+  count = windows.num_windows(T, window, stride, start, tail)
+  if with_lengths:  # every length that holds a window: the whole video, a short one, one frame
+    lengths = np.array([n for n in (T, T - 7, T // 2, start + 1)
+                        if _has_window(n, window, stride, start, tail)])
+    x = x[:len(lengths)]
+  else:
+    lengths = None
+  got, real = windows.gather_windows(x, window, stride, start, tail, lengths)
+  for b in range(x.shape[0]):
+    indices = windows.frame_indices(T if lengths is None else int(lengths[b]), count, window, stride, start)
+    np.testing.assert_array_equal(np.asarray(got[b]), x[b][indices])
+  if lengths is None:
+    assert real is None
+  else:
+    expected = [[s < windows.num_windows(int(n), window, stride, start, tail) for s in range(count)]
+                for n in lengths]
+    np.testing.assert_array_equal(np.asarray(real), expected)
