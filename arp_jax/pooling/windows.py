@@ -142,8 +142,9 @@ def gather_windows(x, window: int, stride: int | None = None, start: int = 0, ta
 def _tiled_windows(x, count: int, window: int, start: int, lengths):
   """`gather_windows`' windows when they tile x[:, start:start + count * window] (stride = window, no
   tail padding): a reshape, with each frame past a video's length replaced by its last frame (what
-  `frame_indices` picks there). No gather: XLA lowers the general case's to a transposed copy of the
-  whole input, which costs more than pooling it (the networks' windows, [B * S, tau] clips, are tiled)."""
+  `frame_indices` picks there). No gather: XLA:CPU lowers the general case's to a transposed copy of the
+  whole input, which costs more than pooling it (the networks' windows, [B * S, tau] clips, are tiled;
+  benchmarks/windows_bench.py)."""
   B = x.shape[0]
   windows = x[:, start:start + count * window].reshape((B, count, window) + x.shape[2:])
   if lengths is None:
