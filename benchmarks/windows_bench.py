@@ -3,12 +3,13 @@
     python benchmarks/windows_bench.py [--repeats N]
 
 `DynamicImageNetwork` pools [B * S, tau] clips whose windows tile them (`pooling.windows.gather_windows`
-takes them by a reshape, `_tiled_windows`). The baseline is the general path those windows took before: a
-gather of `frame_indices` (`jnp.take`, vmapped over the videos with their lengths), which XLA:CPU lowers to
-a transposed copy of the whole input. Both are timed in the gradient of the synthetic benchmark's streams
-that pool windows (mean image, DI, DOF: `experiments/synthetic_four_stream.py`), on one batch of the
-train step's shape ([32, 1, 10, 64, 64, C] and its window counts), medians after a warm-up, with the
-gradients checked equal. A measurement, never a test.
+takes them by a reshape, `_tiled_windows`). The baseline is the general path those windows took before,
+`_gathered_windows`: a gather of `frame_indices` (`jnp.take`, vmapped over the videos with their lengths),
+which XLA:CPU lowers to a transposed copy of the whole input. Both are timed in the gradient of the
+synthetic benchmark's streams that pool windows (mean image, DI, DOF:
+`experiments/synthetic_four_stream.py`), on one batch of the train step's shape ([32, 1, 10, 64, 64, C]
+and its window counts), medians after a warm-up, with the gradients checked equal. A measurement, never a
+test.
 """
 
 from __future__ import annotations
@@ -33,11 +34,9 @@ STREAMS = ("mean", "di", "dof")
 
 
 def gathered_windows(x, count: int, window: int, start: int, lengths):
-  """The baseline: the tiled windows by the general gather (stride = window)."""
-  if lengths is None:
-    return jnp.take(x, windows.frame_indices(x.shape[1], count, window, window, start), axis=1)
-  indices = windows.frame_indices(lengths, count, window, window, start)
-  return jax.vmap(lambda video, index: jnp.take(video, index, axis=0))(x, indices)
+  """The baseline: the tiled windows by the general path's gather (stride = window)."""
+  gather = windows._gathered_windows  # pylint: disable=protected-access
+  return gather(x, count, window, window, start, lengths)
 
 
 def gradient(stream: str):

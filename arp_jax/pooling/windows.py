@@ -123,20 +123,25 @@ def gather_windows(x, window: int, stride: int | None = None, start: int = 0, ta
   count = int(count_windows(T, window, stride, start, tail))
   if count == 0:
     num_windows(T, window, stride, start, tail)  # raises the explanatory ValueError
-  tiled = stride == window and start + count * window <= T
-  if lengths is None:
-    if tiled:
-      return _tiled_windows(x, count, window, start, None), None
-    return jnp.take(x, frame_indices(T, count, window, stride, start), axis=1), None
-  check_lengths_have_windows(lengths, window, stride, start, tail)
-  lengths = jnp.asarray(lengths)
-  if tiled:
+  if lengths is not None:
+    check_lengths_have_windows(lengths, window, stride, start, tail)
+    lengths = jnp.asarray(lengths)
+  if stride == window and start + count * window <= T:
     windows = _tiled_windows(x, count, window, start, lengths)
   else:
-    indices = frame_indices(lengths, count, window, stride, start)  # [B, S, window]
-    windows = jax.vmap(lambda video, index: jnp.take(video, index, axis=0))(x, indices)
+    windows = _gathered_windows(x, count, window, stride, start, lengths)
+  if lengths is None:
+    return windows, None
   real = jnp.arange(count) < count_windows(lengths[:, None], window, stride, start, tail)
   return windows, real
+
+
+def _gathered_windows(x, count: int, window: int, stride: int, start: int, lengths):
+  """`gather_windows`' windows by a gather of their `frame_indices` (each video's own with `lengths`)."""
+  if lengths is None:
+    return jnp.take(x, frame_indices(x.shape[1], count, window, stride, start), axis=1)
+  indices = frame_indices(lengths, count, window, stride, start)  # [B, S, window]
+  return jax.vmap(lambda video, index: jnp.take(video, index, axis=0))(x, indices)
 
 
 def _tiled_windows(x, count: int, window: int, start: int, lengths):
