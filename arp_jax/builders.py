@@ -23,6 +23,7 @@ import numpy as np
 from flax import traverse_util
 
 from arp_jax import input as input_lib
+from arp_jax.input import memory as input_memory
 from arp_jax import normalization, optim, weights
 from arp_jax.config import AUTO, SYNTHETIC, symmetries
 from arp_jax.models.video import DynamicImageNetwork, depth_of, reference_scaling
@@ -95,9 +96,26 @@ def dataset_info(config, workdir) -> DatasetInfo:
 
 
 def source(config, workdir, train: bool):
-  """The random-access source of the training or test split (JPEGs left as bytes)."""
+  """The random-access source of the training or test split (JPEGs left as bytes), or in training with
+  `input.cache_decoded` a `DecodedSource` of it.
+
+  Raises:
+    ValueError: cache_decoded, and this host's share of the training split would take more than half its
+      memory decoded.
+  """
   split = config.dataset.train_split if train else config.dataset.test_split
-  return input_lib.data_source(config.dataset.name, split, data_dir(config, workdir))
+  out = input_lib.data_source(config.dataset.name, split, data_dir(config, workdir))
+  if not (train and config.input.cache_decoded):
+    return out
+  keys = (input_lib.DYNAMIC_IMAGE_KEYS if config.input.offline else input_lib.FRAME_KEYS)[config.input.modality]
+  out = input_lib.DecodedSource(out, keys)
+  needed = out.estimated_bytes(-(-len(out) // jax.process_count()))
+  memory = input_memory.physical_memory_bytes()
+  if needed > memory // 2:
+    raise ValueError(f"config.input.cache_decoded is True, but this host's share of the training split "
+                     f"decodes to about {needed / 2**30:.2f} GiB, more than half of its {memory / 2**30:.2f} "
+                     "GiB of memory; expected False for a dataset this large")
+  return out
 
 
 def local_batch_size(global_size: int, what: str) -> int:

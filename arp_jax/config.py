@@ -41,6 +41,10 @@ optimiser, `config.input` those of the input pipeline.
                         of optim.accumulation_steps steps (the reference: 4 x 32 = 128 videos)
   input.repeat          passes over the training list per epoch (the reference's 5)
   input.num_workers     Grain worker processes per host
+  input.cache_decoded   keep the training videos decoded in memory after their first read
+                        (`arp_jax.input.memory`): no reading or JPEG decoding after the first epoch, the
+                        same batches; for datasets whose decoded frames take under half of a host's memory
+                        (an error otherwise), such as the synthetic benchmark's
   model.*               `DynamicImageNetwork`'s arguments: backbone, pool_at, pooling, merge,
                         dropout_rate, dtype ("float32" or "bfloat16": the backbone's compute; the
                         paper's configs keep float32, the paper's numerics: pass
@@ -97,7 +101,7 @@ def base_config() -> ml_collections.ConfigDict:
   config.input = dict(modality="rgb", offline=False, offline_values="image", window=10, stride=6,
                       train_windows=10, test_windows=20, size=input_lib.SIZE, scales=input_lib.SCALES,
                       short_side=input_lib.SHORT_SIDE, flip=True, symmetries={}, batch_size=32, repeat=5,
-                      num_workers=2, convention=AUTO)
+                      num_workers=2, cache_decoded=False, convention=AUTO)
   config.model = dict(backbone="resnext50_32x4d", pool_at="stem", pooling="arp", merge="max",
                       dropout_rate=0.5, dtype="float32")
   config.optim = dict(optimizer="sgd", learning_rates=[1e-2] * 2 + [1e-3] * 8, momentum=optim.MOMENTUM,
@@ -209,7 +213,7 @@ def check_config(config) -> None:
                        ("optim.accumulation_steps", 1), ("eval.batch_size", 1), ("log_every", 1),
                        ("checkpoint_every", 1), ("keep_checkpoints", 1), ("max_steps", 0), ("seed", 0)):
       checks.check_int(_get(config, field), f"config.{field}", low)
-    for field in ("input.offline", "input.flip", "dataset.mini"):
+    for field in ("input.offline", "input.flip", "input.cache_decoded", "dataset.mini"):
       checks.check_bool(_get(config, field), f"config.{field}")
   except TypeError as error:  # a value of the wrong type is the user's mistake like one out of range
     raise ValueError(str(error)) from None

@@ -16,8 +16,8 @@ from arp_jax.config import AUTO, to_dict
 RUN_CONFIG_FILE = "config.json"
 # Fields that do not change what a run computes: where things are (init_from's folder is compared only as
 # set or not), how often it logs and saves, how it reads, how far it goes now.
-_NOT_RESULT = ("dataset.data_dir", "input.num_workers", "eval.batch_size", "log_every", "checkpoint_every",
-               "keep_checkpoints", "max_steps")
+_NOT_RESULT = ("dataset.data_dir", "input.num_workers", "input.cache_decoded", "eval.batch_size", "log_every",
+               "checkpoint_every", "keep_checkpoints", "max_steps")
 # What only training reads: evaluation restores the trained network whatever these were, and
 # eval.aggregate is evaluation's own choice (recorded in eval.json).
 _TRAINING_ONLY = ("seed", "dataset.train_split", "input.train_windows", "input.scales", "input.flip",

@@ -99,14 +99,14 @@ def train(config, workdir) -> dict:
   builders.check_symmetries(config.input, info.num_classes)
   network = builders.model(config.model, info.num_classes, CHANNELS[config.input.modality])
   convention = builders.input_convention(config)
+  source = builders.source(config, workdir, train=True)  # refuses a cache larger than memory allows
   workdir.mkdir(parents=True, exist_ok=True)
 
   mesh = data_mesh()
   state, schedule = builders.train_state(config, network, info.num_train)
   state = replicate(state, mesh)
-  iterator = iter(builders.input_pipeline(config.input, builders.source(config, workdir, train=True),
-                                          train=True, batch_size=local_batch, seed=config.seed,
-                                          convention=convention))
+  iterator = iter(builders.input_pipeline(config.input, source, train=True, batch_size=local_batch,
+                                          seed=config.seed, convention=convention))
   steps = builders.total_steps(config, info.num_train)
   accumulation = config.optim.accumulation_steps
 

@@ -22,7 +22,7 @@ reference's resize of the whole frame. Dynamic images are stored at their frames
 `short_side=None` takes the scales in stored pixels (the synthetic and miniature configs' 64-pixel frames).
 
 The modules, one concern each: `sources` (prepared datasets from their folders), `decode` (the images of
-an example), `sampling` (windows and crops drawn), `augment` (crop, resize, flip, normalise),
+an example), `memory` (a training split kept decoded in memory), `sampling` (windows and crops drawn), `augment` (crop, resize, flip, normalise),
 `symmetries` (class-mapping mirrors of whole videos, for classes a mirror changes), `transforms` (the
 per-video Grain steps), `pipeline` (their composition, sharding, batching, workers).
 """
@@ -30,6 +30,7 @@ per-video Grain steps), `pipeline` (their composition, sharding, batching, worke
 from arp_jax.input.augment import FLOW_MEAN, RGB_MEAN, augment
 from arp_jax.input.decode import (CHANNELS, DYNAMIC_IMAGE_KEYS, FRAME_KEYS, MODALITIES, decode_dynamic_images,
                                   decode_video)
+from arp_jax.input.memory import DecodedSource
 from arp_jax.input.pipeline import make_dataset, make_dynamic_image_dataset
 from arp_jax.input.sampling import SCALES, SHORT_SIDE, SIZE, TRAIN_START, crop_params, sample_windows
 from arp_jax.input.sources import data_source, dataset_folder, prepared_builder
@@ -37,7 +38,7 @@ from arp_jax.input.symmetries import SYMMETRIES, check_symmetries
 from arp_jax.input.transforms import (NAME_BYTES, OFFLINE_VALUES, DynamicImageTransform, VideoTransform,
                                       decode_names, encode_name)
 
-__all__ = ["CHANNELS", "DYNAMIC_IMAGE_KEYS", "DynamicImageTransform", "FLOW_MEAN", "FRAME_KEYS", "MODALITIES",
+__all__ = ["CHANNELS", "DYNAMIC_IMAGE_KEYS", "DecodedSource", "DynamicImageTransform", "FLOW_MEAN", "FRAME_KEYS", "MODALITIES",
            "NAME_BYTES", "OFFLINE_VALUES", "RGB_MEAN", "SCALES", "SHORT_SIDE", "SIZE", "SYMMETRIES",
            "TRAIN_START", "VideoTransform", "augment", "check_symmetries", "crop_params", "data_source",
            "dataset_folder", "decode_dynamic_images", "decode_names", "decode_video", "encode_name", "make_dataset",

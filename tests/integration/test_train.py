@@ -23,7 +23,8 @@ import orbax.checkpoint as ocp
 import pytest
 import tensorflow_datasets as tfds
 
-from arp_jax import builders, config as config_lib, evaluate, run_config, train
+from arp_jax import builders, config as config_lib, evaluate, input as input_lib, run_config, train
+from arp_jax.input import memory as input_memory
 from arp_jax.metric_writer import read_metrics
 from arp_jax.scores import load_scores
 
@@ -162,6 +163,22 @@ def test_symmetries_of_another_number_of_classes_are_refused_before_training(dat
   with pytest.raises(ValueError, match="symmetries map 2 classes; the dataset has 12"):
     train.train(config, tmp_path / "run")
   assert not (tmp_path / "run").exists()
+
+
+def test_a_cache_of_decoded_videos_larger_than_half_the_memory_is_refused_before_training(
+    data_dir, tmp_path, monkeypatch):
+  config = _config("di", data_dir)
+  assert config.input.cache_decoded  # the synthetic benchmark's training videos are kept decoded
+  assert isinstance(builders.source(config, data_dir, train=True), input_lib.DecodedSource)
+  assert not isinstance(builders.source(config, data_dir, train=False), input_lib.DecodedSource)
+  monkeypatch.setattr(input_memory, "physical_memory_bytes", lambda: 2**20)
+  with pytest.raises(ValueError, match=r"^config.input.cache_decoded is True, but this host's share of the "
+                                       r"training split decodes to about 0.00 GiB, more than half of its "
+                                       r"0.00 GiB of memory; expected False for a dataset this large$"):
+    train.train(config, tmp_path / "run")
+  assert not (tmp_path / "run").exists()
+  config.input.cache_decoded = False
+  assert not isinstance(builders.source(config, data_dir, train=True), input_lib.DecodedSource)
 
 
 def test_workdir_of_another_config_and_missing_checkpoint(data_dir, tmp_path):
