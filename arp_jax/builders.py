@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from pathlib import Path
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -46,18 +47,40 @@ def data_dir(config, workdir) -> str | None:
   return None
 
 
-def prepare_command(config, folder: str | None) -> str:
-  """The command line that prepares the config's dataset in `folder`. It builds the version of the
-  installed code, which a name pinned to one ("synthetic_motion/default:3.0.0") does not repeat."""
+class Preparation(NamedTuple):
+  """Which `arp-jax` tool prepares a config's dataset, and for what.
+
+  tool: "synthetic-data", "mini-data" or "build".
+  dataset: the synthetic benchmark's variant ("default", "tiny"), or "ucf101" / "hmdb51".
+  dynamic_images: what `--dynamic-images` names ("rgb_w10s6"), or "" for frames and flow.
+  """
+  tool: str
+  dataset: str
+  dynamic_images: str = ""
+
+
+def preparation(config) -> Preparation:
+  """How the config's dataset is prepared, read from its name ("ucf101_dynamic_images/split1_rgb_w10s6",
+  "synthetic_motion/default:3.0.0": a pinned version is the installed code's, which the tools build)."""
   name = config.dataset.name.partition(":")[0].split("/")
-  folder = folder or "~/tensorflow_datasets"
   if name[0] == SYNTHETIC:
-    variant = f" --variant {name[1]}" if len(name) > 1 and name[1] != "default" else ""
+    return Preparation("synthetic-data", name[1] if len(name) > 1 else "default")
+  dataset, _, kind = name[0].partition("_")  # "ucf101", "frames" or "dynamic_images"
+  # "split1_rgb_w10s6" -> "rgb_w10s6"
+  dynamic = name[1].split("_", 1)[1] if kind == "dynamic_images" and len(name) > 1 else ""
+  return Preparation("mini-data" if config.dataset.mini else "build", dataset, dynamic)
+
+
+def prepare_command(config, folder: str | None) -> str:
+  """The command line that prepares the config's dataset in `folder` (`preparation`)."""
+  tool, dataset, dynamic = preparation(config)
+  folder = folder or "~/tensorflow_datasets"
+  if tool == "synthetic-data":
+    variant = f" --variant {dataset}" if dataset != "default" else ""
     return f"arp-jax synthetic-data --data-dir {folder}{variant}"
-  dataset, kind = name[0].split("_", 1)  # "ucf101", "frames" or "dynamic_images"
-  if config.dataset.mini:
-    dynamic = f" --dynamic-images {name[1].split('_', 1)[1]}" if kind == "dynamic_images" else ""
-    return f"arp-jax mini-data --dataset {dataset} --data-dir {folder}{dynamic}"
+  if tool == "mini-data":
+    return f"arp-jax mini-data --dataset {dataset} --data-dir {folder}" + \
+        (f" --dynamic-images {dynamic}" if dynamic else "")
   return f"arp-jax build --dataset {dataset} --data_dir {folder} ... (README: Preparing UCF101 and HMDB51)"
 
 
@@ -107,7 +130,8 @@ def source(config, workdir, train: bool):
   out = input_lib.data_source(config.dataset.name, split, data_dir(config, workdir))
   if not (train and config.input.cache_decoded):
     return out
-  keys = (input_lib.DYNAMIC_IMAGE_KEYS if config.input.offline else input_lib.FRAME_KEYS)[config.input.modality]
+  c = config.input
+  keys = (input_lib.DYNAMIC_IMAGE_KEYS if c.offline else input_lib.FRAME_KEYS)[c.modality]
   out = input_lib.DecodedSource(out, keys)
   needed = out.estimated_bytes(-(-len(out) // jax.process_count()))
   memory = input_memory.physical_memory_bytes()

@@ -85,7 +85,8 @@ def stream_row(stream: str, data_dir: str, blocks: int) -> str:
   state = replicate(state, mesh)
   train_step = make_train_step(network, mesh)
   key = jax.random.key(0)
-  iterators = {"decoded every epoch": pipeline(config), "cached": pipeline(configured(stream, data_dir, True))}
+  iterators = {"decoded every epoch": pipeline(config),
+               "cached": pipeline(configured(stream, data_dir, True))}
   for _ in range(BLOCK + 2):  # a warm-up epoch: the cache filled, the batches compared
     batches = [next(iterator) for iterator in iterators.values()]
     if not all(np.array_equal(batches[0][k], batches[1][k]) for k in batches[0]):

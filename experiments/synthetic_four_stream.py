@@ -23,8 +23,8 @@ image per video and step in training and average the softmax scores of all of a 
 No plain flips in training (a mirror image turns "left" into "right"); instead each training video is
 mirrored left-right, top-bottom and transposed, each with probability 1/2, its label moved along
 (`data_prep.synthetic.SYMMETRIES`, `arp_jax.input.symmetries`): 8 variants of each video, from the same
-distribution as the videos of their new class. No crops (the whole 64 x 64 frame) and no dropout. The training videos are decoded once and kept in memory
-(`input.cache_decoded`).
+distribution as the videos of their new class. No crops (the whole 64 x 64 frame) and no dropout. The
+training videos are decoded once and kept in memory (`input.cache_decoded`).
 
 `get_config("stream=di")` is one stream's config for `arp_jax.train` / `arp_jax.evaluate`; `runlocal`
 shrinks it to a handful of steps on the tiny dataset (`arp-jax synthetic-data --variant tiny`: tests and

@@ -22,9 +22,10 @@ reference's resize of the whole frame. Dynamic images are stored at their frames
 `short_side=None` takes the scales in stored pixels (the synthetic and miniature configs' 64-pixel frames).
 
 The modules, one concern each: `sources` (prepared datasets from their folders), `decode` (the images of
-an example), `memory` (a training split kept decoded in memory), `sampling` (windows and crops drawn), `augment` (crop, resize, flip, normalise),
-`symmetries` (class-mapping mirrors of whole videos, for classes a mirror changes), `transforms` (the
-per-video Grain steps), `pipeline` (their composition, sharding, batching, workers).
+an example), `memory` (a training split kept decoded in memory), `sampling` (windows and crops drawn),
+`augment` (crop, resize, flip, normalise), `symmetries` (class-mapping mirrors of whole videos, for
+classes a mirror changes), `transforms` (the per-video Grain steps), `pipeline` (their composition,
+sharding, batching, workers).
 """
 
 from arp_jax.input.augment import FLOW_MEAN, RGB_MEAN, augment
@@ -38,8 +39,8 @@ from arp_jax.input.symmetries import SYMMETRIES, check_symmetries
 from arp_jax.input.transforms import (NAME_BYTES, OFFLINE_VALUES, DynamicImageTransform, VideoTransform,
                                       decode_names, encode_name)
 
-__all__ = ["CHANNELS", "DYNAMIC_IMAGE_KEYS", "DecodedSource", "DynamicImageTransform", "FLOW_MEAN", "FRAME_KEYS", "MODALITIES",
-           "NAME_BYTES", "OFFLINE_VALUES", "RGB_MEAN", "SCALES", "SHORT_SIDE", "SIZE", "SYMMETRIES",
+__all__ = ["CHANNELS", "DYNAMIC_IMAGE_KEYS", "DecodedSource", "DynamicImageTransform", "FLOW_MEAN",
+           "FRAME_KEYS", "MODALITIES", "NAME_BYTES", "OFFLINE_VALUES", "RGB_MEAN", "SCALES", "SHORT_SIDE", "SIZE", "SYMMETRIES",
            "TRAIN_START", "VideoTransform", "augment", "check_symmetries", "crop_params", "data_source",
            "dataset_folder", "decode_dynamic_images", "decode_names", "decode_video", "encode_name", "make_dataset",
            "make_dynamic_image_dataset", "prepared_builder", "sample_windows"]

@@ -22,7 +22,8 @@ import numpy as np
 from arp_jax.input.decode import DYNAMIC_IMAGE_KEYS, FRAME_KEYS, decode_sequences, sequences
 
 # Every image sequence a dataset may hold: what a DecodedSource does not decode, it drops.
-_SEQUENCE_KEYS = frozenset(key for keys in (*FRAME_KEYS.values(), *DYNAMIC_IMAGE_KEYS.values()) for key in keys)
+_SEQUENCE_KEYS = frozenset(key for keys in (*FRAME_KEYS.values(), *DYNAMIC_IMAGE_KEYS.values())
+                           for key in keys)
 
 
 def physical_memory_bytes() -> int:

@@ -31,13 +31,12 @@ def shared(tmp_path_factory) -> Path:
 def prepare(config, data_dir: Path) -> None:
   """What `arp-jax synthetic-data` or `arp-jax mini-data` does for a runlocal config (idempotent)."""
   from data_prep import mini, synthetic  # pylint: disable=import-outside-toplevel
-  name = config.dataset.name.partition(":")[0].split("/")  # without a pinned version, "tiny:3.0.0"
-  if name[0] == config_lib.SYNTHETIC:
-    synthetic.build(data_dir, name[1])
+  tool, dataset, dynamic = builders.preparation(config)
+  if tool == "synthetic-data":
+    synthetic.build(data_dir, dataset)
   else:
-    dataset, kind = name[0].split("_", 1)  # "ucf101", "frames" or "dynamic_images"
-    dynamic = (name[1].split("_", 1)[1],) if kind == "dynamic_images" else ()  # "split1_rgb_w10s6"
-    mini.build_mini(dataset, data_dir, dynamic)
+    assert tool == "mini-data", "runlocal configs read the miniature datasets"
+    mini.build_mini(dataset, data_dir, (dynamic,) if dynamic else ())
 
 
 @pytest.mark.slow
