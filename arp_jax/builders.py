@@ -126,11 +126,11 @@ def source(config, workdir, train: bool):
     ValueError: cache_decoded, and this host's share of the training split would take more than half its
       memory decoded.
   """
+  c = config.input
   split = config.dataset.train_split if train else config.dataset.test_split
   out = input_lib.data_source(config.dataset.name, split, data_dir(config, workdir))
-  if not (train and config.input.cache_decoded):
+  if not (train and c.cache_decoded):
     return out
-  c = config.input
   keys = (input_lib.DYNAMIC_IMAGE_KEYS if c.offline else input_lib.FRAME_KEYS)[c.modality]
   out = input_lib.DecodedSource(out, keys)
   needed = out.estimated_bytes(-(-len(out) // jax.process_count()))
