@@ -26,6 +26,8 @@ import contextlib
 import importlib
 import sys
 
+from arp_jax import host_memory
+
 # subcommand -> (module with `add_arguments` and `run`, one line for `arp-jax --help`). data_prep's tools
 # are named by path only: the library never imports the data-preparation package.
 COMMANDS = {
@@ -128,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
   prog = f"arp-jax {command}" if command else "arp-jax"
   try:
     args = build_parser(command).parse_args(argv)
+    host_memory.keep_freed_memory()  # before the tool allocates anything large
     return args.run(args)
   except SystemExit as exit_:
     # argparse exits by itself only for --help (errors go through `_Parser.error`).
