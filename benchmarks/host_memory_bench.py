@@ -34,15 +34,15 @@ def run_once(stream: str, steps: int, data_dir: Path, env: dict) -> dict:
     command = [sys.executable, "-m", "arp_jax.cli", "train",
                "--config", f"{ROOT / 'experiments' / 'synthetic_four_stream.py'}:stream={stream}",
                "--workdir", workdir, f"--config.dataset.data_dir={data_dir}", f"--config.max_steps={steps}"]
-    start = time.perf_counter()
-    child = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.PIPE, text=True)
-    _, status, usage = os.wait4(child.pid, 0)
-    wall = time.perf_counter() - start
-    errors = child.stderr.read()
-    child.stderr.close()
+    errors = Path(workdir) / "stderr.txt"  # a file, not a pipe: a full pipe would block the child
+    with errors.open("w") as stderr:
+      start = time.perf_counter()
+      child = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL,
+                               stderr=stderr)
+      _, status, usage = os.wait4(child.pid, 0)
+      wall = time.perf_counter() - start
     if os.waitstatus_to_exitcode(status) != 0:
-      raise RuntimeError(f"arp-jax train failed:\n{errors}")
+      raise RuntimeError(f"arp-jax train failed:\n{errors.read_text()}")
   return {"wall_s": wall, "user_s": usage.ru_utime, "sys_s": usage.ru_stime, "minflt": usage.ru_minflt,
           "peak_rss_mb": usage.ru_maxrss / 1024}
 
