@@ -24,8 +24,10 @@ import time
 
 import numpy as np
 
+from arp_jax import host_memory
+
 ROOT = Path(__file__).resolve().parents[1]
-SETTINGS = {"tuned": {}, "glibc": {"ARP_JAX_MALLOC": "system"}}
+SETTINGS = {"tuned": {}, "glibc": {host_memory.ENV: "system"}}
 
 
 def run_once(stream: str, steps: int, data_dir: Path, env: dict) -> dict:

@@ -14,7 +14,7 @@ from arp_jax import host_memory
 # and prints the minor page faults of the second round (a page fault per page that came back from the
 # system). bytearray's memory comes from malloc, not from NumPy's allocator.
 PROBE = """
-import resource, sys
+import resource
 from arp_jax import host_memory
 applied = host_memory.keep_freed_memory()
 size = 64 << 20
